@@ -1,0 +1,3 @@
+//! The `roamlb` command line.
+
+fn main() {}
