@@ -32,3 +32,9 @@ static inline const char *roamlb_rte_version(void) { return rte_version(); }
 /* The RSS hash sits in an anonymous union of rte_mbuf whose bindgen name is
  * not stable across versions; read it through a function. */
 static inline uint32_t roamlb_mbuf_rss(const struct rte_mbuf *m) { return m->hash.rss; }
+
+/* EAL logs go to stdout by default on Linux; roamlb keeps stdout for its own
+ * reports (JSON, final stats) and sends DPDK's log to stderr. */
+#include <rte_log.h>
+#include <stdio.h>
+static inline int roamlb_log_to_stderr(void) { return rte_openlog_stream(stderr); }

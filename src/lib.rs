@@ -1,4 +1,12 @@
 //! roamlb: a clustered, mobility-aware L4 load balancer on DPDK.
 //!
-//! Everything that touches DPDK goes through the `dpdk` crate; the modules of
-//! this crate are declared below as they land.
+//! The crate is laid out the way the appliance is built: [`config`] is the
+//! validated, immutable configuration; [`runtime`] brings up the EAL, pools
+//! and ports and runs one poll loop per worker lcore plus the management loop
+//! on the main lcore; [`mgmt`] holds what the management core does (counter
+//! aggregation, metrics). Everything that touches DPDK goes through the
+//! `dpdk` crate.
+
+pub mod config;
+pub mod mgmt;
+pub mod runtime;

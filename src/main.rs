@@ -1,3 +1,128 @@
-//! The `roamlb` command line.
+//! The `roamlb` command line: run the appliance, check a configuration.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use roamlb::config::{Config, DEMO_CONFIG};
+use roamlb::runtime::{self, RunOptions, RunReport};
+
+#[derive(Debug, Parser)]
+#[command(name = "roamlb", version, about = "Clustered, mobility-aware L4 load balancer on DPDK")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the appliance (without --config: the embedded demo on virtual devices).
+    Run {
+        /// Configuration file (TOML); ROAMLB_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Exit once no packet was received for this long (e.g. 2, 500ms, 2s).
+        #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+        until_idle: Option<Duration>,
+        /// Exit after this long in any case.
+        #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Print the final report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration and print the effective settings.
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Seconds as a number, or a humantime duration ("500ms", "2s").
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("{s}: must be a non-negative number of seconds"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s}: {e}"))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_toml());
+                eprintln!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: invalid configuration\n{e}", config.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config, until_idle, duration, json } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path),
+                None => {
+                    log::info!("no --config given: running the embedded demo configuration (conf/demo.toml)");
+                    Config::from_toml(DEMO_CONFIG, "embedded conf/demo.toml")
+                }
+            };
+            let cfg = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("invalid configuration\n{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime::run(&cfg, &RunOptions { until_idle, duration }) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&report).expect("report serialises"));
+                    } else {
+                        print_report(&report);
+                    }
+                    if report.mbufs_leaked > 0 {
+                        eprintln!("error: {} mbufs were not returned to the pool", report.mbufs_leaked);
+                        return ExitCode::FAILURE;
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("roamlb: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn print_report(r: &RunReport) {
+    println!(
+        "final stats: stopped by {:?} after {:.2}s ({}, {})",
+        r.stop_reason,
+        r.elapsed_secs,
+        r.dpdk_version,
+        if r.hugepages { "hugepages" } else { "no hugepages" }
+    );
+    println!("{:<12} {:>12} {:>12} {:>14} {:>14} {:>8} {:>8}", "port", "rx packets", "tx packets", "rx bytes", "tx bytes", "missed", "nombuf");
+    for p in &r.ports {
+        println!(
+            "{:<12} {:>12} {:>12} {:>14} {:>14} {:>8} {:>8}",
+            p.name, p.rx_packets, p.tx_packets, p.rx_bytes, p.tx_bytes, p.rx_missed, p.rx_nombuf
+        );
+    }
+    for (i, w) in r.workers.iter().enumerate() {
+        let line: Vec<String> = w.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+        println!("worker {i}: {}", line.join(" "));
+    }
+    println!("mbufs not returned to the pool: {}", r.mbufs_leaked);
+}

@@ -125,6 +125,14 @@ impl Eal {
     }
 }
 
+/// Sends DPDK's log to stderr instead of stdout (callable before init).
+pub fn log_to_stderr() -> Result<()> {
+    // SAFETY: rte_openlog_stream only stores the stream pointer; stderr is a
+    // process-lifetime FILE*.
+    let ret = unsafe { ffi::roamlb_log_to_stderr() };
+    check(|| "rte_openlog_stream(stderr)".to_owned(), ret).map(|_| ())
+}
+
 /// The lcore id of the calling thread (`LCORE_ID_ANY` for non-EAL threads).
 pub fn current_lcore() -> LcoreId {
     // SAFETY: reads a thread-local variable; valid on any thread.

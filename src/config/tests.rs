@@ -1,0 +1,109 @@
+//! Configuration tests: good and bad files, with the exact messages.
+
+use super::*;
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config").join(name)
+}
+
+fn invalid(path: &str) -> Vec<String> {
+    match Config::load(&fixture(path)) {
+        Err(ConfigError::Invalid(v)) => v,
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn good_file_loads_with_defaults() {
+    let c = Config::load(&fixture("good.toml")).expect("good.toml is valid");
+    assert_eq!(c.workers.lcores, vec![1, 2]);
+    assert_eq!(c.workers.burst, 32);
+    assert_eq!(c.workers.tx_flush, Duration::from_micros(50));
+    assert_eq!(c.rx_queues(0), 2);
+    assert_eq!(c.tx_queues(1), 2);
+    assert!(c.ports[1].is_pci());
+    assert_eq!(c.ports[1].ethdev_name(), "0000:01:00.0");
+    let args = c.eal_args();
+    assert_eq!(
+        args,
+        vec![
+            "-l", "0,1,2", "--main-lcore=0", "--in-memory", "--no-huge", "-m", "128",
+            "--log-level=notice", "--vdev=net_ring0", "-a", "0000:01:00.0,rxq_cqe_comp_en=1",
+        ]
+    );
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf");
+    for f in ["demo.toml", "roamlb.toml"] {
+        Config::load(&root.join(f)).unwrap_or_else(|e| panic!("conf/{f}: {e}"));
+    }
+    let demo = Config::from_toml(DEMO_CONFIG, "embedded demo").expect("embedded demo");
+    assert!(demo.eal_args().contains(&"--no-pci".to_owned()));
+}
+
+#[test]
+fn bad_values_name_their_keys() {
+    assert_eq!(
+        invalid("bad-values.toml"),
+        vec![
+            "workers.lcores[0]: lcore 0 is eal.main_lcore (the management core); pick another",
+            "workers.lcores[2]: lcore 1 is listed twice",
+            "workers.burst: 100 is out of range (1 to 64)",
+            "eal.memory: required when eal.hugepages = false (e.g. \"256MiB\")",
+            "ports[0].forward_to: no port is named \"nowhere\"",
+            "ports[0].rss[1]: unknown hash type \"ipv7\" (known: ipv4, ipv4_tcp, ipv4_udp, ipv4_other, ipv4_frag, ipv6, ipv6_tcp, ipv6_udp, ipv6_other, ipv6_frag, ipv6_ex, ipv6_tcp_ex, ipv6_udp_ex, esp)",
+            "ports[1].rx_queues: 0 is not allowed (at least 1)",
+            "ports[1].tx_queues: 1 is fewer than the 3 workers (each worker sends on its own TX queue)",
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let path = fixture("unknown-key.toml");
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: unknown field `bursts`, expected one of `lcores`, `burst`, `idle`, `idle_sleep`, `tx_flush` for key `workers`",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn bad_duration_is_refused() {
+    let path = fixture("bad-duration.toml");
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{}: invalid value: string \"fast\", expected a duration for key `workers.tx_flush`", path.display())
+    );
+}
+
+#[test]
+fn missing_file_is_named() {
+    let e = Config::load(Path::new("/nonexistent/roamlb.toml")).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/roamlb.toml"), "{e}");
+}
+
+#[test]
+fn pci_addresses() {
+    assert!(is_pci_address("0000:3b:00.0"));
+    assert!(is_pci_address("3b:00.1"));
+    assert!(!is_pci_address("net_ring0"));
+    assert!(!is_pci_address("net_pcap0"));
+    assert!(!is_pci_address("3b:00"));
+    assert!(!is_pci_address("zz:00.0"));
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let c = Config::load(&fixture("good.toml")).unwrap();
+    let text = c.to_toml();
+    let again = Config::from_toml(&text, "rendered").expect("rendered config parses");
+    assert_eq!(again.to_toml(), text);
+}

@@ -1,0 +1,406 @@
+//! The appliance runtime: start-up, the management loop, orderly shutdown.
+//!
+//! Start-up follows the order DPDK needs: EAL (from [`Config::eal_args`]), the
+//! mbuf pool, then every port (configured, queues set up, started). Each
+//! worker lcore gets a [`worker::WorkerSetup`] holding the queue handles it
+//! alone may use, and is launched. The calling thread — the EAL main lcore —
+//! then runs the management loop: it aggregates counters every stats
+//! interval, updates metrics, and watches for SIGINT/SIGTERM, an idle timeout
+//! (`--until-idle`, for capture-driven runs) or a maximum duration.
+//!
+//! Shutdown reverses start-up: workers are told to stop and joined (each
+//! flushes its TX buffers), port counters are read, ports are stopped and
+//! closed (which flushes pcap outputs), and the EAL is cleaned up. The
+//! [`RunReport`] says why the run ended and what went through it, including
+//! whether every mbuf came back to the pool.
+
+pub mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpdk::{Eal, Mempool, Port, PortSetup, SocketId};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
+use crate::mgmt::stats::{Counter, WorkerCounters};
+use worker::{RxBinding, WorkerControl, WorkerSetup};
+
+/// Why the runtime could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A DPDK call failed.
+    #[error(transparent)]
+    Dpdk(#[from] dpdk::DpdkError),
+    /// A worker could not be launched or panicked.
+    #[error(transparent)]
+    Lcore(#[from] dpdk::lcore::LcoreError),
+    /// The configuration does not match what the EAL found.
+    #[error("{0}")]
+    Setup(String),
+    /// The metrics endpoint failed.
+    #[error(transparent)]
+    Metrics(#[from] crate::mgmt::metrics::MetricsError),
+    /// Installing signal handlers failed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Options of one run, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop once no RX queue received anything for this long.
+    pub until_idle: Option<Duration>,
+    /// Stop after this long in any case.
+    pub duration: Option<Duration>,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// `--until-idle` elapsed without traffic.
+    Idle,
+    /// `--duration` elapsed.
+    Duration,
+}
+
+/// Final counters of one port.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    /// Configured name.
+    pub name: String,
+    /// Driver.
+    pub driver: String,
+    /// RSS hash types in effect.
+    pub rss: Vec<&'static str>,
+    /// Requested RSS types the driver lacks.
+    pub rss_unavailable: Vec<&'static str>,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Hardware RX drops (no descriptor).
+    pub rx_missed: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+    /// RX errors.
+    pub rx_errors: u64,
+    /// TX errors.
+    pub tx_errors: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Why it ended.
+    pub stop_reason: StopReason,
+    /// Seconds from start of the management loop to stop.
+    pub elapsed_secs: f64,
+    /// DPDK version.
+    pub dpdk_version: String,
+    /// Whether hugepages backed the memory.
+    pub hugepages: bool,
+    /// Per port.
+    pub ports: Vec<PortReport>,
+    /// Per worker counters by name.
+    pub workers: Vec<std::collections::BTreeMap<&'static str, u64>>,
+    /// Sum over workers.
+    pub totals: std::collections::BTreeMap<&'static str, u64>,
+    /// Mbufs not returned to the pool after ports were closed (0 = no leak).
+    pub mbufs_leaked: u32,
+}
+
+fn counter_map(c: &WorkerCounters) -> std::collections::BTreeMap<&'static str, u64> {
+    Counter::ALL.iter().map(|k| (k.name(), c.get(*k))).collect()
+}
+
+/// Runs the appliance until a signal, the idle timeout or the duration.
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RuntimeError> {
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop_signal.clone()).map_err(RuntimeError::Signals)?;
+    }
+
+    dpdk::eal::log_to_stderr()?;
+    let eal = Eal::init(cfg.eal_args())?;
+    let result = run_with_eal(&eal, cfg, opts, &stop_signal);
+    if let Err(e) = eal.cleanup() {
+        log::warn!("EAL cleanup: {e}");
+    }
+    result
+}
+
+fn run_with_eal(
+    eal: &Eal,
+    cfg: &Config,
+    opts: &RunOptions,
+    stop_signal: &AtomicBool,
+) -> Result<RunReport, RuntimeError> {
+    log::info!("{} up ({}), EAL args: {}", dpdk::eal::version(),
+        if eal.has_hugepages() { "hugepages" } else { "no hugepages" },
+        eal.args()[1..].join(" "));
+    let workers: Vec<dpdk::LcoreId> = cfg.workers.lcores.iter().map(|&l| dpdk::LcoreId(l)).collect();
+    for (i, l) in workers.iter().enumerate() {
+        if !eal.lcore_enabled(*l) {
+            return Err(RuntimeError::Setup(format!(
+                "workers.lcores[{i}]: {l} is not enabled in the EAL (check eal.extra_args --lcores)"
+            )));
+        }
+    }
+
+    let pool = Arc::new(Mempool::create(
+        "roamlb_pool",
+        cfg.mempool.mbufs,
+        cfg.mempool.cache,
+        cfg.mempool.data_room,
+        SocketId::ANY,
+    )?);
+
+    // Ports, configured and started in config order.
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let id = Port::lookup(&pc.ethdev_name()).map_err(|e| {
+            RuntimeError::Setup(format!("ports[{i}] ({}): device {} was not probed: {e}", pc.name, pc.device))
+        })?;
+        let setup = PortSetup {
+            rx_queues: cfg.rx_queues(i),
+            tx_queues: cfg.tx_queues(i),
+            rx_descriptors: pc.rx_descriptors,
+            tx_descriptors: pc.tx_descriptors,
+            mtu: pc.mtu,
+            promiscuous: pc.promiscuous,
+            rss_hash_types: cfg.rss_bits(i),
+        };
+        let mut port = Port::configure(id, &pc.name, &setup, pool.clone())?;
+        if setup.rx_queues > 1 && port.rss_dropped() != 0 {
+            log::warn!(
+                "{} ({}): RSS hash types not offered by the driver, dropped: {}",
+                pc.name,
+                port.port_info().driver,
+                dpdk::port::rss_names(port.rss_dropped()).join(", ")
+            );
+        }
+        port.start()?;
+        let link = port.link()?;
+        log::info!(
+            "{} = {} ({}): {} RX / {} TX queues, link {} {} Mbit/s, RSS [{}]",
+            pc.name, id, port.port_info().driver, setup.rx_queues, setup.tx_queues,
+            if link.up { "up" } else { "down" }, link.speed_mbps,
+            dpdk::port::rss_names(port.rss_hash_types()).join(", ")
+        );
+        ports.push(port);
+    }
+
+    // Queue handles per worker: RX queue q of each port goes to worker
+    // q % workers; every worker gets TX queue w of every port.
+    let nworkers = workers.len();
+    let hz = dpdk::time::tsc_hz();
+    let mut setups: Vec<WorkerSetup> = Vec::with_capacity(nworkers);
+    let mut controls = Vec::with_capacity(nworkers);
+    for w in 0..nworkers {
+        let control = Arc::new(WorkerControl::default());
+        controls.push(control.clone());
+        let mut tx = Vec::with_capacity(ports.len());
+        for port in ports.iter_mut() {
+            let name = port.name().to_owned();
+            tx.push(port.take_tx_queue(w as u16).ok_or_else(|| {
+                RuntimeError::Setup(format!("{name}: no TX queue {w} for worker {w}"))
+            })?);
+        }
+        setups.push(WorkerSetup {
+            index: w,
+            rx: Vec::new(),
+            tx,
+            burst: cfg.workers.burst as usize,
+            idle: cfg.workers.idle,
+            idle_sleep_us: cfg.workers.idle_sleep.as_micros().min(u32::MAX as u128) as u32,
+            flush_tsc: dpdk::time::duration_to_tsc(cfg.workers.tx_flush, hz).max(1),
+            control,
+        });
+    }
+    for (pi, port) in ports.iter_mut().enumerate() {
+        let output = cfg.ports[pi]
+            .forward_to
+            .as_ref()
+            .and_then(|name| cfg.ports.iter().position(|p| &p.name == name));
+        for q in 0..cfg.rx_queues(pi) {
+            let queue = port.take_rx_queue(q).ok_or_else(|| {
+                RuntimeError::Setup(format!("{}: RX queue {q} unavailable", port.name()))
+            })?;
+            setups[q as usize % nworkers].rx.push(RxBinding { queue, output });
+        }
+    }
+
+    let metrics_handle = install_recorder()?;
+    let _endpoint = match cfg.management.metrics_listen {
+        Some(addr) => Some(MetricsEndpoint::start(addr, metrics_handle)?),
+        None => None,
+    };
+
+    let mut handles = Vec::with_capacity(nworkers);
+    let mut launch_error = None;
+    for (setup, lcore) in setups.into_iter().zip(workers.iter()) {
+        match dpdk::lcore::launch(*lcore, move || worker::run(setup)) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                launch_error = Some(e);
+                break;
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let stop_reason = if launch_error.is_some() {
+        StopReason::Signal
+    } else {
+        manage(cfg, opts, &controls, &ports, stop_signal, started)
+    };
+
+    for c in &controls {
+        c.stop.store(true, Ordering::Relaxed);
+    }
+    let mut worker_error = launch_error.map(RuntimeError::from);
+    for h in handles {
+        if let Err(e) = h.join() {
+            log::error!("{e}");
+            worker_error.get_or_insert(RuntimeError::from(e));
+        }
+    }
+    let elapsed = started.elapsed();
+
+    let worker_counters: Vec<WorkerCounters> = controls.iter().map(|c| c.counters.snapshot()).collect();
+    let mut totals = WorkerCounters::default();
+    worker_counters.iter().for_each(|c| totals.accumulate(c));
+    let mut port_reports = Vec::with_capacity(ports.len());
+    for port in &ports {
+        let s = port.stats()?;
+        port_reports.push(PortReport {
+            name: port.name().to_owned(),
+            driver: port.port_info().driver.clone(),
+            rss: dpdk::port::rss_names(port.rss_hash_types()),
+            rss_unavailable: dpdk::port::rss_names(port.rss_dropped()),
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_nombuf: s.rx_nombuf,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+        });
+    }
+    for port in ports {
+        port.close()?;
+    }
+    let leaked = pool.in_use();
+    if let Some(e) = worker_error {
+        return Err(e);
+    }
+    Ok(RunReport {
+        stop_reason,
+        elapsed_secs: elapsed.as_secs_f64(),
+        dpdk_version: dpdk::eal::version(),
+        hugepages: eal.has_hugepages(),
+        ports: port_reports,
+        workers: worker_counters.iter().map(counter_map).collect(),
+        totals: counter_map(&totals),
+        mbufs_leaked: leaked,
+    })
+}
+
+/// The management loop: returns when the appliance should stop.
+fn manage(
+    cfg: &Config,
+    opts: &RunOptions,
+    controls: &[Arc<WorkerControl>],
+    ports: &[Port],
+    stop_signal: &AtomicBool,
+    started: Instant,
+) -> StopReason {
+    let tick = Duration::from_millis(10);
+    let interval = cfg.management.stats_interval;
+    let mut next_stats = started + interval;
+    let mut last_rx = u64::MAX;
+    let mut last_rx_change = started;
+    let mut previous = WorkerCounters::default();
+    loop {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        if stop_signal.load(Ordering::Relaxed) {
+            log::info!("signal received: stopping");
+            return StopReason::Signal;
+        }
+        if let Some(d) = opts.duration {
+            if now.duration_since(started) >= d {
+                return StopReason::Duration;
+            }
+        }
+        if let Some(idle) = opts.until_idle {
+            let rx: u64 = controls.iter().map(|c| c.counters.snapshot().get(Counter::RxPackets)).sum();
+            if rx != last_rx {
+                last_rx = rx;
+                last_rx_change = now;
+            } else if now.duration_since(last_rx_change) >= idle {
+                log::info!("no packet received for {}: stopping", humantime::format_duration(idle));
+                return StopReason::Idle;
+            }
+        }
+        if now >= next_stats {
+            next_stats += interval;
+            let total = publish_metrics(controls, ports);
+            if cfg.management.log_stats {
+                let secs = interval.as_secs_f64();
+                log::info!(
+                    "rx {:.0} pps, tx {:.0} pps, tx drops {}, idle polls {}",
+                    (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64 / secs,
+                    (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64 / secs,
+                    total.get(Counter::TxFull),
+                    total.get(Counter::IdlePolls),
+                );
+            }
+            previous = total;
+        }
+    }
+}
+
+/// Copies worker and port counters into the metrics registry; returns the
+/// worker totals.
+fn publish_metrics(controls: &[Arc<WorkerControl>], ports: &[Port]) -> WorkerCounters {
+    let mut total = WorkerCounters::default();
+    for (i, c) in controls.iter().enumerate() {
+        let snap = c.counters.snapshot();
+        total.accumulate(&snap);
+        let worker = i.to_string();
+        for k in Counter::ALL {
+            metrics::counter!(format!("roamlb_worker_{}_total", k.name()), "worker" => worker.clone())
+                .absolute(snap.get(*k));
+        }
+    }
+    for port in ports {
+        if let Ok(s) = port.stats() {
+            let name = port.name().to_owned();
+            for (metric, v) in [
+                ("rx_packets", s.ipackets),
+                ("tx_packets", s.opackets),
+                ("rx_bytes", s.ibytes),
+                ("tx_bytes", s.obytes),
+                ("rx_missed", s.imissed),
+                ("rx_nombuf", s.rx_nombuf),
+                ("rx_errors", s.ierrors),
+                ("tx_errors", s.oerrors),
+            ] {
+                metrics::counter!(format!("roamlb_port_{metric}_total"), "port" => name.clone()).absolute(v);
+            }
+        }
+    }
+    total
+}
