@@ -67,8 +67,9 @@ pub struct EalConfig {
     pub hugepages: bool,
     /// Memory to reserve (`-m`); required without hugepages, optional with.
     pub memory: Option<ByteSize>,
-    /// Keep no shared runtime files (`--in-memory`); lets several processes
-    /// run side by side without distinct prefixes.
+    /// Keep no shared runtime files (`--in-memory`, or `--no-shconf` without
+    /// hugepages); lets several processes run side by side without distinct
+    /// prefixes.
     pub in_memory: bool,
     /// `--file-prefix` for the runtime files (when not `in_memory`).
     pub file_prefix: Option<String>,
@@ -452,14 +453,16 @@ impl Config {
             args.push(lc.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
         }
         args.push(format!("--main-lcore={}", e.main_lcore));
-        if e.in_memory {
-            args.push("--in-memory".into());
+        // DPDK 22.11 refuses --in-memory together with --no-huge; without
+        // hugepages --no-shconf is what keeps runtime files away.
+        match (e.hugepages, e.in_memory) {
+            (true, true) => args.push("--in-memory".into()),
+            (false, true) => args.extend(["--no-huge".into(), "--no-shconf".into()]),
+            (false, false) => args.push("--no-huge".into()),
+            (true, false) => {}
         }
         if let Some(p) = &e.file_prefix {
             args.push(format!("--file-prefix={p}"));
-        }
-        if !e.hugepages {
-            args.push("--no-huge".into());
         }
         if let Some(m) = e.memory {
             args.push("-m".into());

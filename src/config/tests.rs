@@ -28,7 +28,7 @@ fn good_file_loads_with_defaults() {
     assert_eq!(
         args,
         vec![
-            "-l", "0,1,2", "--main-lcore=0", "--in-memory", "--no-huge", "-m", "128",
+            "-l", "0,1,2", "--main-lcore=0", "--no-huge", "--no-shconf", "-m", "128",
             "--log-level=notice", "--vdev=net_ring0", "-a", "0000:01:00.0,rxq_cqe_comp_en=1",
         ]
     );
