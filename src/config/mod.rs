@@ -15,7 +15,15 @@
 
 #![forbid(unsafe_code)]
 
+mod service;
+
+pub use service::{
+    BackendConfig, DataplaneConfig, ForwardingMode, MacAddr, NeighborConfig, PortRole, SchedulerKind,
+    ServiceConfig, ServiceIdentity, ServiceProtocol,
+};
+
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +63,15 @@ pub struct Config {
     pub management: ManagementConfig,
     /// Network ports.
     pub ports: Vec<PortConfig>,
+    /// Data-plane sizing and keys.
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    /// Load-balanced services, each with its `backend` list.
+    #[serde(default)]
+    pub service: Vec<ServiceConfig>,
+    /// Static neighbours (address -> MAC), resolved without ARP/ND.
+    #[serde(default)]
+    pub neighbor: Vec<NeighborConfig>,
 }
 
 /// EAL start-up settings.
@@ -205,6 +222,20 @@ pub struct PortConfig {
     /// RSS hash types to request; intersected with what the NIC offers.
     #[serde(default = "default_rss")]
     pub rss: Vec<String>,
+    /// Which side the port faces.
+    #[serde(default = "default_role")]
+    pub role: PortRole,
+    /// The appliance's own addresses on this port, with prefix length
+    /// (answered to ARP/ND; on-link prefixes for next-hop resolution).
+    #[serde(default)]
+    pub addresses: Vec<ipnet::IpNet>,
+    /// Default gateways reached through this port (at most one per family).
+    #[serde(default)]
+    pub gateways: Vec<IpAddr>,
+}
+
+fn default_role() -> PortRole {
+    PortRole::Both
 }
 
 fn default_descriptors() -> u16 {
@@ -414,6 +445,21 @@ impl Config {
                 }
             }
         }
+        for (i, p) in self.ports.iter().enumerate() {
+            let v4 = p.gateways.iter().filter(|g| g.is_ipv4()).count();
+            let v6 = p.gateways.len() - v4;
+            if v4 > 1 || v6 > 1 {
+                errs.push(format!("ports[{i}].gateways: at most one IPv4 and one IPv6 gateway"));
+            }
+            for (j, g) in p.gateways.iter().enumerate() {
+                if !p.addresses.iter().any(|n| n.contains(g)) {
+                    errs.push(format!(
+                        "ports[{i}].gateways[{j}]: {g} is not inside any of the port's addresses' prefixes"
+                    ));
+                }
+            }
+        }
+        service::validate(self, &mut errs);
         if errs.is_empty() {
             Ok(())
         } else {

@@ -107,3 +107,47 @@ fn effective_config_round_trips() {
     let again = Config::from_toml(&text, "rendered").expect("rendered config parses");
     assert_eq!(again.to_toml(), text);
 }
+
+#[test]
+fn services_load() {
+    let c = Config::load(&fixture("services.toml")).expect("services.toml is valid");
+    assert_eq!(c.service.len(), 3);
+    let web = &c.service[0];
+    assert_eq!(web.ports.as_deref(), Some(&[80u16, 443][..]));
+    assert_eq!(web.identity, ServiceIdentity::Slaac);
+    assert_eq!(web.session_lifetime, Duration::from_secs(600));
+    assert_eq!(web.backend[1].group, 1);
+    assert_eq!(c.service[1].protocol, ServiceProtocol::Any);
+    assert_eq!(c.service[1].backend[0].weight, 100, "default weight");
+    assert_eq!(c.service[1].scheduler, SchedulerKind::Maglev, "default scheduler");
+    assert_eq!(c.service[2].forwarding, ForwardingMode::Fnat);
+    assert_eq!(c.neighbor[0].mac, MacAddr([2, 0, 0, 0, 0x10, 0x10]));
+    assert_eq!(c.ports[1].role, PortRole::Server);
+    assert_eq!(c.dataplane.buckets, 1024);
+}
+
+#[test]
+fn bad_services_name_their_keys() {
+    assert_eq!(
+        invalid("bad-services.toml"),
+        vec![
+            "ports[0].gateways[0]: 203.0.113.1 is not inside any of the port's addresses' prefixes",
+            "dataplane.buckets: 1000 must be a power of two from 64 to 65536",
+            "dataplane.hash_key: must be 32 hex digits (128 bits)",
+            "neighbor[0].port: no port is named \"nowhere\"",
+            "service[0].session_lifetime: 0s is out of range (1s to 7days)",
+            "service[0].backend[0].weight: 20000 is out of range (0 to 10000)",
+            "service[0].backend[0].address: 192.0.2.10 is not of the VIP's family (fnat cannot translate between IPv4 and IPv6; use dsr)",
+            "service[0].backend[1].address: 192.0.2.10 is listed twice",
+            "service[0].backend[1].address: 192.0.2.10 is not of the VIP's family (fnat cannot translate between IPv4 and IPv6; use dsr)",
+            "service[0].fnat_addresses: full NAT needs a source address: list some, or give a server-side port an address of the VIP's family",
+            "service[1].name: \"a\" is used by another service",
+            "service[1]: 2001:db8:ffff::80 tcp overlaps another service",
+            "service[1].backend: a service needs at least one backend",
+            "service[2].ports: empty list (leave the key out for all ports)",
+            "service[2].fnat_addresses[0]: 2001:db8::1 is not of the VIP's family",
+            "service[2].fnat_addresses: only used with forwarding = \"fnat\"",
+            "ports: services need a port with role \"server\" or \"both\"",
+        ]
+    );
+}

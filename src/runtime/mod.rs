@@ -148,6 +148,12 @@ fn run_with_eal(
     log::info!("{} up ({}), EAL args: {}", dpdk::eal::version(),
         if eal.has_hugepages() { "hugepages" } else { "no hugepages" },
         eal.args()[1..].join(" "));
+    if !cfg.service.is_empty() {
+        log::warn!(
+            "{} service(s) configured, but this build does not balance yet: ports forward only to their forward_to port",
+            cfg.service.len()
+        );
+    }
     let workers: Vec<dpdk::LcoreId> = cfg.workers.lcores.iter().map(|&l| dpdk::LcoreId(l)).collect();
     for (i, l) in workers.iter().enumerate() {
         if !eal.lcore_enabled(*l) {
