@@ -1,4 +1,5 @@
-//! The `roamlb` command line: run the appliance, check a configuration.
+//! The `roamlb` command line: run the appliance, replay a capture through it,
+//! check a configuration.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +7,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use roamlb::config::{Config, DEMO_CONFIG};
+use roamlb::runtime::replay::{replay_config, ReplayFiles};
 use roamlb::runtime::{self, RunOptions, RunReport};
 
 #[derive(Debug, Parser)]
-#[command(name = "roamlb", version, about = "Clustered, mobility-aware L4 load balancer on DPDK")]
+#[command(
+    name = "roamlb",
+    version,
+    about = "Clustered, mobility-aware L4 load balancer on DPDK"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +34,28 @@ enum Command {
         /// Exit after this long in any case.
         #[arg(long, value_name = "SECS", value_parser = parse_duration)]
         duration: Option<Duration>,
+        /// Print the final report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the real data plane over a capture: net_pcap devices replace the
+    /// configured ports; exits once the input is exhausted and queues drained.
+    Replay {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Capture (pcap) entering the client side, in file order.
+        #[arg(long = "in", value_name = "CLIENT.pcap")]
+        input: PathBuf,
+        /// Where packets sent toward the backends are written.
+        #[arg(long, value_name = "OUT.pcap")]
+        out_server: PathBuf,
+        /// Where packets sent toward the clients are written.
+        #[arg(long, value_name = "OUT2.pcap")]
+        out_client: Option<PathBuf>,
+        /// How long all RX queues must stay empty before the run ends.
+        #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_duration)]
+        drain: Duration,
         /// Print the final report as one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -68,7 +96,56 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config, until_idle, duration, json } => {
+        Command::Replay {
+            config,
+            input,
+            out_server,
+            out_client,
+            drain,
+            json,
+        } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: invalid configuration\n{e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let scratch =
+                std::env::temp_dir().join(format!("roamlb-replay-{}", std::process::id()));
+            if let Err(e) = std::fs::create_dir_all(&scratch) {
+                eprintln!("roamlb: creating {}: {e}", scratch.display());
+                return ExitCode::FAILURE;
+            }
+            let files = ReplayFiles {
+                input,
+                out_server,
+                out_client,
+                scratch: scratch.clone(),
+            };
+            let result = match replay_config(&cfg, &files) {
+                Ok(cfg) => run_and_report(
+                    &cfg,
+                    &RunOptions {
+                        until_idle: Some(drain),
+                        duration: None,
+                    },
+                    json,
+                ),
+                Err(e) => {
+                    eprintln!("roamlb replay: {e}");
+                    ExitCode::from(2)
+                }
+            };
+            let _ = std::fs::remove_dir_all(&scratch);
+            result
+        }
+        Command::Run {
+            config,
+            until_idle,
+            duration,
+            json,
+        } => {
             let loaded = match &config {
                 Some(path) => Config::load(path),
                 None => {
@@ -83,24 +160,41 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match runtime::run(&cfg, &RunOptions { until_idle, duration }) {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&report).expect("report serialises"));
-                    } else {
-                        print_report(&report);
-                    }
-                    if report.mbufs_leaked > 0 {
-                        eprintln!("error: {} mbufs were not returned to the pool", report.mbufs_leaked);
-                        return ExitCode::FAILURE;
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("roamlb: {e}");
-                    ExitCode::FAILURE
-                }
+            run_and_report(
+                &cfg,
+                &RunOptions {
+                    until_idle,
+                    duration,
+                },
+                json,
+            )
+        }
+    }
+}
+
+fn run_and_report(cfg: &Config, opts: &RunOptions, json: bool) -> ExitCode {
+    match runtime::run(cfg, opts) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serialises")
+                );
+            } else {
+                print_report(&report);
             }
+            if report.mbufs_leaked > 0 {
+                eprintln!(
+                    "error: {} mbufs were not returned to the pool",
+                    report.mbufs_leaked
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roamlb: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -111,9 +205,16 @@ fn print_report(r: &RunReport) {
         r.stop_reason,
         r.elapsed_secs,
         r.dpdk_version,
-        if r.hugepages { "hugepages" } else { "no hugepages" }
+        if r.hugepages {
+            "hugepages"
+        } else {
+            "no hugepages"
+        }
     );
-    println!("{:<12} {:>12} {:>12} {:>14} {:>14} {:>8} {:>8}", "port", "rx packets", "tx packets", "rx bytes", "tx bytes", "missed", "nombuf");
+    println!(
+        "{:<12} {:>12} {:>12} {:>14} {:>14} {:>8} {:>8}",
+        "port", "rx packets", "tx packets", "rx bytes", "tx bytes", "missed", "nombuf"
+    );
     for p in &r.ports {
         println!(
             "{:<12} {:>12} {:>12} {:>14} {:>14} {:>8} {:>8}",
@@ -121,7 +222,11 @@ fn print_report(r: &RunReport) {
         );
     }
     for (i, w) in r.workers.iter().enumerate() {
-        let line: Vec<String> = w.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+        let line: Vec<String> = w
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("worker {i}: {}", line.join(" "));
     }
     println!("mbufs not returned to the pool: {}", r.mbufs_leaked);

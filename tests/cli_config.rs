@@ -20,9 +20,16 @@ fn check_config_prints_effective_configuration() {
         .env_remove("ROAMLB_WORKERS__BURST")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("lcores = [\n    2,\n    3,\n    4,\n    5,\n]"), "{stdout}");
+    assert!(
+        stdout.contains("lcores = [\n    2,\n    3,\n    4,\n    5,\n]"),
+        "{stdout}"
+    );
     assert!(stdout.contains("device = \"0000:3b:00.0\""), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).ends_with("roamlb.toml: OK\n"));
 }
@@ -36,7 +43,11 @@ fn environment_overrides_the_file() {
         .env("ROAMLB_EAL__LOG_LEVEL", "debug")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("burst = 16\n"), "{stdout}");
     assert!(stdout.contains("log_level = \"debug\"\n"), "{stdout}");
@@ -45,7 +56,11 @@ fn environment_overrides_the_file() {
 #[test]
 fn invalid_configuration_exits_2_with_every_problem() {
     let path = root().join("tests/config/bad-values.toml");
-    let out = roamlb().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out = roamlb()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();

@@ -20,7 +20,10 @@ fn hugepages_available() -> bool {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .unwrap_or(0);
     let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        })
         .unwrap_or(false);
     free >= 128 && mounted
 }
@@ -60,7 +63,12 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let file = std::fs::File::create(path).unwrap();
     let mut w = PcapWriter::new(file).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        w.write_packet(&PcapPacket::new(Duration::from_micros(i as u64), f.len() as u32, f)).unwrap();
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
     }
 }
 
@@ -89,13 +97,22 @@ fn pcap_forwarding(want_huge: bool, test: &str) {
     );
     std::fs::write(d.join("roamlb.toml"), cfg).unwrap();
     let out = Command::new("timeout")
-        .args(["60", env!("CARGO_BIN_EXE_roamlb"), "run", "--until-idle", "1", "--json", "--config"])
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_roamlb"),
+            "run",
+            "--until-idle",
+            "1",
+            "--json",
+            "--config",
+        ])
         .arg(d.join("roamlb.toml"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "roamlb run failed: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
     assert_eq!(report["stop_reason"], "idle");
     assert_eq!(report["hugepages"], want_huge && hugepages_available());
     assert_eq!(report["mbufs_leaked"], 0);
@@ -107,8 +124,14 @@ fn pcap_forwarding(want_huge: bool, test: &str) {
 
     let output = read_pcap(&d.join("out.pcap"));
     assert_eq!(output.len(), input.len(), "every input packet came out");
-    assert!(output == input, "output packets are exactly the input packets, in order");
-    assert!(read_pcap(&d.join("back.pcap")).is_empty(), "nothing flowed back to the client side");
+    assert!(
+        output == input,
+        "output packets are exactly the input packets, in order"
+    );
+    assert!(
+        read_pcap(&d.join("back.pcap")).is_empty(),
+        "nothing flowed back to the client side"
+    );
 }
 
 #[test]
@@ -166,24 +189,56 @@ fn sigterm_orderly_stop(want_huge: bool, test: &str, metrics_port: u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let metrics = metrics.expect("metrics endpoint served worker counters");
-    assert!(metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert!(metrics.contains("roamlb_port_rx_packets_total{port=\"a\"}"), "{metrics}");
+    assert!(
+        metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roamlb_port_rx_packets_total{port=\"a\"}"),
+        "{metrics}"
+    );
     assert!(http_get(&addr, "/nope").unwrap().contains("404"));
 
     // SIGTERM to the process we started, by its pid.
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    let stderr: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let stderr: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     let code = child.wait().unwrap();
     assert!(code.success(), "exit {code:?}\n{}", stderr.join("\n"));
-    assert!(stdout.starts_with("final stats: stopped by Signal after "), "{stdout}");
-    assert!(stdout.contains("mbufs not returned to the pool: 0"), "{stdout}");
-    let a_line = stdout.lines().find(|l| l.starts_with("a ")).expect("port a in final stats");
+    assert!(
+        stdout.starts_with("final stats: stopped by Signal after "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("mbufs not returned to the pool: 0"),
+        "{stdout}"
+    );
+    let a_line = stdout
+        .lines()
+        .find(|l| l.starts_with("a "))
+        .expect("port a in final stats");
     let rx: u64 = a_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(rx > 0, "traffic flowed before the stop: {a_line}");
-    assert!(stderr.iter().any(|l| l.contains("signal received: stopping")), "{}", stderr.join("\n"));
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("signal received: stopping")),
+        "{}",
+        stderr.join("\n")
+    );
 }
 
 #[test]

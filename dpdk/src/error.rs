@@ -58,7 +58,11 @@ impl DpdkError {
     /// Builds the error for an operation from a positive or negative errno.
     pub fn from_errno(op: impl Into<String>, errno: i32) -> Self {
         let errno = errno.abs();
-        DpdkError::Call { op: op.into(), errno, message: strerror(errno) }
+        DpdkError::Call {
+            op: op.into(),
+            errno,
+            message: strerror(errno),
+        }
     }
 
     /// Builds the error for an operation that reported through `rte_errno`.

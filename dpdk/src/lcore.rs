@@ -75,7 +75,10 @@ where
     F: FnOnce() -> i32 + Send + 'static,
 {
     let panic = Arc::new(Mutex::new(None));
-    let payload = Box::new(Payload { job: Box::new(f), panic: panic.clone() });
+    let payload = Box::new(Payload {
+        job: Box::new(f),
+        panic: panic.clone(),
+    });
     let arg = Box::into_raw(payload) as *mut c_void;
     // SAFETY: trampoline matches lcore_function_t; arg is a leaked Box that the
     // trampoline reclaims exactly once, or we reclaim below if launch fails.
@@ -83,9 +86,16 @@ where
     if ret != 0 {
         // SAFETY: the launch failed, so the trampoline never received arg.
         drop(unsafe { Box::from_raw(arg as *mut Payload) });
-        return Err(LcoreError::Launch(lcore, DpdkError::from_errno(format!("rte_eal_remote_launch({lcore})"), ret)));
+        return Err(LcoreError::Launch(
+            lcore,
+            DpdkError::from_errno(format!("rte_eal_remote_launch({lcore})"), ret),
+        ));
     }
-    Ok(LcoreHandle { lcore, panic, joined: false })
+    Ok(LcoreHandle {
+        lcore,
+        panic,
+        joined: false,
+    })
 }
 
 impl LcoreHandle {
@@ -101,7 +111,10 @@ impl LcoreHandle {
         let code = unsafe { ffi::rte_eal_wait_lcore(self.lcore.0) };
         let panicked = self.panic.lock().ok().and_then(|mut s| s.take());
         match panicked {
-            Some(message) => Err(LcoreError::Panicked { lcore: self.lcore, message }),
+            Some(message) => Err(LcoreError::Panicked {
+                lcore: self.lcore,
+                message,
+            }),
             None => Ok(code),
         }
     }

@@ -198,7 +198,9 @@ pub struct PacketBurst {
 
 impl std::fmt::Debug for PacketBurst {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketBurst").field("len", &self.len).finish()
+        f.debug_struct("PacketBurst")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -215,7 +217,10 @@ impl Default for PacketBurst {
 impl PacketBurst {
     /// An empty burst.
     pub const fn new() -> Self {
-        PacketBurst { len: 0, slots: [std::ptr::null_mut(); MAX_BURST] }
+        PacketBurst {
+            len: 0,
+            slots: [std::ptr::null_mut(); MAX_BURST],
+        }
     }
 
     /// Number of mbufs held.
@@ -274,7 +279,11 @@ impl PacketBurst {
     pub fn drain(&mut self) -> Drain<'_> {
         let len = self.len;
         self.len = 0;
-        Drain { burst: self, next: 0, end: len }
+        Drain {
+            burst: self,
+            next: 0,
+            end: len,
+        }
     }
 
     /// Frees every mbuf held.
@@ -292,7 +301,10 @@ impl PacketBurst {
     #[inline]
     pub(crate) fn spare_raw(&mut self) -> (*mut *mut ffi::rte_mbuf, usize) {
         // SAFETY: len <= MAX_BURST, so the offset stays within the array.
-        (unsafe { self.slots.as_mut_ptr().add(self.len) }, MAX_BURST - self.len)
+        (
+            unsafe { self.slots.as_mut_ptr().add(self.len) },
+            MAX_BURST - self.len,
+        )
     }
 
     /// Records that `n` more slots were filled by DPDK.

@@ -33,7 +33,13 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// Creates a pool of `size` mbufs with a per-lcore cache of `cache` and
     /// `data_room` bytes of buffer each (headroom included).
-    pub fn create(name: &str, size: u32, cache: u32, data_room: u16, socket: SocketId) -> Result<Self> {
+    pub fn create(
+        name: &str,
+        size: u32,
+        cache: u32,
+        data_room: u16,
+        socket: SocketId,
+    ) -> Result<Self> {
         let cname = CString::new(name)
             .map_err(|_| DpdkError::Invalid(format!("mempool name {name:?} contains NUL")))?;
         // SAFETY: cname is a valid C string for the call; other arguments are
@@ -46,7 +52,11 @@ impl Mempool {
                 "rte_pktmbuf_pool_create({name}, {size} mbufs, cache {cache}, data room {data_room})"
             ))
         })?;
-        Ok(Mempool { raw, name: name.to_owned(), size })
+        Ok(Mempool {
+            raw,
+            name: name.to_owned(),
+            size,
+        })
     }
 
     /// The pool's name.

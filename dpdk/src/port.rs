@@ -43,7 +43,11 @@ pub fn rss_flag(name: &str) -> Option<u64> {
 
 /// Names of the flags set in `bits` (unknown bits are omitted).
 pub fn rss_names(bits: u64) -> Vec<&'static str> {
-    RSS_FLAGS.iter().filter(|(_, f)| bits & f != 0).map(|(n, _)| *n).collect()
+    RSS_FLAGS
+        .iter()
+        .filter(|(_, f)| bits & f != 0)
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 /// How a port is to be set up.
@@ -158,7 +162,9 @@ impl Port {
             String::from("unknown")
         } else {
             // SAFETY: driver_name points at the driver's static name string.
-            unsafe { CStr::from_ptr(di.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(di.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         // SAFETY: reads the port's socket from ethdev's table.
         let socket = SocketId(unsafe { ffi::rte_eth_dev_socket_id(id.0) });
@@ -174,7 +180,12 @@ impl Port {
 
     /// Configures queues, RSS, MTU and promiscuous mode, and sets up every
     /// queue with RX buffers from `pool`. The port is not started.
-    pub fn configure(id: PortId, name: &str, setup: &PortSetup, pool: Arc<Mempool>) -> Result<Port> {
+    pub fn configure(
+        id: PortId,
+        name: &str,
+        setup: &PortSetup,
+        pool: Arc<Mempool>,
+    ) -> Result<Port> {
         let info = Self::info(id)?;
         if setup.rx_queues == 0 || setup.tx_queues == 0 {
             return Err(DpdkError::Invalid(format!(
@@ -184,7 +195,11 @@ impl Port {
         if setup.rx_queues > info.max_rx_queues || setup.tx_queues > info.max_tx_queues {
             return Err(DpdkError::Invalid(format!(
                 "{name} ({}): {} RX / {} TX queues requested, driver allows {} / {}",
-                info.driver, setup.rx_queues, setup.tx_queues, info.max_rx_queues, info.max_tx_queues
+                info.driver,
+                setup.rx_queues,
+                setup.tx_queues,
+                info.max_rx_queues,
+                info.max_tx_queues
             )));
         }
         let rss = setup.rss_hash_types & info.rss_offloads;
@@ -197,8 +212,17 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_key = std::ptr::null_mut();
         }
         // SAFETY: conf is a valid, initialised rte_eth_conf that DPDK copies.
-        let ret = unsafe { ffi::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf) };
-        check(|| format!("rte_eth_dev_configure({name}, {} rx, {} tx)", setup.rx_queues, setup.tx_queues), ret)?;
+        let ret =
+            unsafe { ffi::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf) };
+        check(
+            || {
+                format!(
+                    "rte_eth_dev_configure({name}, {} rx, {} tx)",
+                    setup.rx_queues, setup.tx_queues
+                )
+            },
+            ret,
+        )?;
 
         let mut nb_rxd = setup.rx_descriptors;
         let mut nb_txd = setup.tx_descriptors;
@@ -206,25 +230,46 @@ impl Port {
         let ret = unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut nb_rxd, &mut nb_txd) };
         check(|| format!("rte_eth_dev_adjust_nb_rx_tx_desc({name})"), ret)?;
 
-        let socket = if info.socket.0 < 0 { 0 } else { info.socket.0 as u32 };
+        let socket = if info.socket.0 < 0 {
+            0
+        } else {
+            info.socket.0 as u32
+        };
         for q in 0..setup.rx_queues {
             // SAFETY: NULL rx_conf means driver defaults; the pool outlives the
             // port because the Port holds an Arc to it.
             let ret = unsafe {
-                ffi::rte_eth_rx_queue_setup(id.0, q, nb_rxd, socket, std::ptr::null(), pool.as_ptr())
+                ffi::rte_eth_rx_queue_setup(
+                    id.0,
+                    q,
+                    nb_rxd,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             };
-            check(|| format!("rte_eth_rx_queue_setup({name}, queue {q}, {nb_rxd} descriptors)"), ret)?;
+            check(
+                || format!("rte_eth_rx_queue_setup({name}, queue {q}, {nb_rxd} descriptors)"),
+                ret,
+            )?;
         }
         for q in 0..setup.tx_queues {
             // SAFETY: NULL tx_conf means driver defaults.
-            let ret = unsafe { ffi::rte_eth_tx_queue_setup(id.0, q, nb_txd, socket, std::ptr::null()) };
-            check(|| format!("rte_eth_tx_queue_setup({name}, queue {q}, {nb_txd} descriptors)"), ret)?;
+            let ret =
+                unsafe { ffi::rte_eth_tx_queue_setup(id.0, q, nb_txd, socket, std::ptr::null()) };
+            check(
+                || format!("rte_eth_tx_queue_setup({name}, queue {q}, {nb_txd} descriptors)"),
+                ret,
+            )?;
         }
         if let Some(mtu) = setup.mtu {
             // SAFETY: plain call; DPDK validates the value.
             let ret = unsafe { ffi::rte_eth_dev_set_mtu(id.0, mtu) };
             if ret == -(libc_enotsup()) {
-                log::warn!("{name} ({}): driver cannot set the MTU; keeping its default", info.driver);
+                log::warn!(
+                    "{name} ({}): driver cannot set the MTU; keeping its default",
+                    info.driver
+                );
             } else {
                 check(|| format!("rte_eth_dev_set_mtu({name}, {mtu})"), ret)?;
             }
@@ -284,7 +329,10 @@ impl Port {
             return None;
         }
         *slot = true;
-        Some(RxQueue { port: self.id, queue: QueueId(q) })
+        Some(RxQueue {
+            port: self.id,
+            queue: QueueId(q),
+        })
     }
 
     /// Takes the handle of TX queue `q`; `None` if out of range or taken.
@@ -294,7 +342,10 @@ impl Port {
             return None;
         }
         *slot = true;
-        Some(TxQueue { port: self.id, queue: QueueId(q) })
+        Some(TxQueue {
+            port: self.id,
+            queue: QueueId(q),
+        })
     }
 
     /// Starts the port.
@@ -459,7 +510,8 @@ impl TxQueue {
         }
         // SAFETY: ptr holds len owned mbufs; this handle is the queue's only
         // sender. The driver takes ownership of the first `sent`.
-        let sent = unsafe { ffi::rte_eth_tx_burst(self.port.0, self.queue.0, ptr, len as u16) } as usize;
+        let sent =
+            unsafe { ffi::rte_eth_tx_burst(self.port.0, self.queue.0, ptr, len as u16) } as usize;
         burst.consume_front(sent);
         let dropped = burst.len();
         burst.clear();

@@ -45,8 +45,9 @@ impl RawRing {
                 Some(es) => ffi::rte_ring_create_elem(cname.as_ptr(), es, count, socket.0, flags),
             }
         };
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name}, {count})")))?;
+        let raw = NonNull::new(raw).ok_or_else(|| {
+            DpdkError::from_rte_errno(format!("rte_ring_create({name}, {count})"))
+        })?;
         Ok(RawRing { raw })
     }
 
@@ -70,7 +71,11 @@ impl Drop for RawRing {
 
 /// Creates an mbuf ring with room for `capacity` packets (rounded up to a
 /// power of two).
-pub fn mbuf_ring(name: &str, capacity: u32, socket: SocketId) -> Result<(MbufProducer, MbufConsumer)> {
+pub fn mbuf_ring(
+    name: &str,
+    capacity: u32,
+    socket: SocketId,
+) -> Result<(MbufProducer, MbufConsumer)> {
     let ring = Arc::new(RawRing::create(name, capacity, None, socket)?);
     Ok((MbufProducer { ring: ring.clone() }, MbufConsumer { ring }))
 }
@@ -179,7 +184,11 @@ struct Slot<T>(T);
 /// Creates a ring of typed messages with room for `capacity` (rounded up to a
 /// power of two). `T` is copied into the ring's memory; nothing is allocated
 /// per message.
-pub fn typed_ring<T: Send>(name: &str, capacity: u32, socket: SocketId) -> Result<(Sender<T>, Receiver<T>)> {
+pub fn typed_ring<T: Send>(
+    name: &str,
+    capacity: u32,
+    socket: SocketId,
+) -> Result<(Sender<T>, Receiver<T>)> {
     let size = std::mem::size_of::<Slot<T>>();
     if size == 0 || size > u16::MAX as usize {
         return Err(DpdkError::Invalid(format!(
@@ -188,8 +197,14 @@ pub fn typed_ring<T: Send>(name: &str, capacity: u32, socket: SocketId) -> Resul
     }
     let ring = Arc::new(RawRing::create(name, capacity, Some(size as u32), socket)?);
     Ok((
-        Sender { ring: ring.clone(), _t: PhantomData },
-        Receiver { ring, _t: PhantomData },
+        Sender {
+            ring: ring.clone(),
+            _t: PhantomData,
+        },
+        Receiver {
+            ring,
+            _t: PhantomData,
+        },
     ))
 }
 
@@ -202,7 +217,10 @@ pub struct Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        Sender { ring: self.ring.clone(), _t: PhantomData }
+        Sender {
+            ring: self.ring.clone(),
+            _t: PhantomData,
+        }
     }
 }
 
@@ -251,7 +269,11 @@ impl<T: Send> Receiver<T> {
         // SAFETY: slot has room for one element; this is the ring's only
         // consumer.
         let ret = unsafe {
-            ffi::rte_ring_dequeue_elem(self.ring.raw.as_ptr(), slot.as_mut_ptr() as *mut std::ffi::c_void, size)
+            ffi::rte_ring_dequeue_elem(
+                self.ring.raw.as_ptr(),
+                slot.as_mut_ptr() as *mut std::ffi::c_void,
+                size,
+            )
         };
         if ret == 0 {
             // SAFETY: DPDK copied a value enqueued by Sender::send, whose
@@ -280,7 +302,11 @@ impl<T> Drop for Receiver<T> {
             let mut slot = MaybeUninit::<Slot<T>>::uninit();
             // SAFETY: as in try_recv.
             let ret = unsafe {
-                ffi::rte_ring_dequeue_elem(self.ring.raw.as_ptr(), slot.as_mut_ptr() as *mut std::ffi::c_void, size)
+                ffi::rte_ring_dequeue_elem(
+                    self.ring.raw.as_ptr(),
+                    slot.as_mut_ptr() as *mut std::ffi::c_void,
+                    size,
+                )
             };
             if ret != 0 {
                 break;
@@ -290,4 +316,3 @@ impl<T> Drop for Receiver<T> {
         }
     }
 }
-

@@ -54,7 +54,13 @@ mod tests {
 
     #[test]
     fn duration_conversion() {
-        assert_eq!(duration_to_tsc(Duration::from_micros(100), 2_000_000_000), 200_000);
-        assert_eq!(duration_to_tsc(Duration::from_secs(u64::MAX), u64::MAX), u64::MAX);
+        assert_eq!(
+            duration_to_tsc(Duration::from_micros(100), 2_000_000_000),
+            200_000
+        );
+        assert_eq!(
+            duration_to_tsc(Duration::from_secs(u64::MAX), u64::MAX),
+            u64::MAX
+        );
     }
 }

@@ -18,8 +18,8 @@
 mod service;
 
 pub use service::{
-    BackendConfig, DataplaneConfig, ForwardingMode, MacAddr, NeighborConfig, PortRole, SchedulerKind,
-    ServiceConfig, ServiceIdentity, ServiceProtocol,
+    BackendConfig, DataplaneConfig, ForwardingMode, MacAddr, NeighborConfig, PortRole,
+    SchedulerKind, ServiceConfig, ServiceIdentity, ServiceProtocol,
 };
 
 use std::collections::BTreeSet;
@@ -124,7 +124,11 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { mbufs: 16383, cache: 256, data_room: 2176 }
+        MempoolConfig {
+            mbufs: 16383,
+            cache: 256,
+            data_room: 2176,
+        }
     }
 }
 
@@ -188,7 +192,11 @@ pub struct ManagementConfig {
 
 impl Default for ManagementConfig {
     fn default() -> Self {
-        ManagementConfig { stats_interval: Duration::from_secs(1), metrics_listen: None, log_stats: false }
+        ManagementConfig {
+            stats_interval: Duration::from_secs(1),
+            metrics_listen: None,
+            log_stats: false,
+        }
     }
 }
 
@@ -245,10 +253,12 @@ fn default_true() -> bool {
     true
 }
 fn default_rss() -> Vec<String> {
-    ["ipv4", "ipv6", "ipv6_ex", "ipv4_tcp", "ipv4_udp", "ipv6_tcp", "ipv6_udp"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "ipv4", "ipv6", "ipv6_ex", "ipv4_tcp", "ipv4_udp", "ipv6_tcp", "ipv6_udp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 impl PortConfig {
@@ -286,7 +296,9 @@ fn is_pci_address(s: &str) -> bool {
         _ => return false,
     };
     let (bus, devfn) = bus_dev_fn;
-    let Some((dev, func)) = devfn.split_once('.') else { return false };
+    let Some((dev, func)) = devfn.split_once('.') else {
+        return false;
+    };
     prefix_ok
         && bus.len() == 2
         && bus.chars().all(|c| c.is_ascii_hexdigit())
@@ -299,8 +311,11 @@ fn is_pci_address(s: &str) -> bool {
 impl Config {
     /// Loads `path`, applies `ROAMLB_*` environment overrides, validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        let builder = config::Config::builder().add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
         Self::build(builder, &path.display().to_string())
     }
 
@@ -349,11 +364,17 @@ impl Config {
                 errs.push(format!("workers.lcores[{i}]: lcore {l} is listed twice"));
             }
             if *l >= 128 {
-                errs.push(format!("workers.lcores[{i}]: {l} is out of range (0 to 127)"));
+                errs.push(format!(
+                    "workers.lcores[{i}]: {l} is out of range (0 to 127)"
+                ));
             }
         }
         if w.burst == 0 || w.burst as usize > dpdk::MAX_BURST {
-            errs.push(format!("workers.burst: {} is out of range (1 to {})", w.burst, dpdk::MAX_BURST));
+            errs.push(format!(
+                "workers.burst: {} is out of range (1 to {})",
+                w.burst,
+                dpdk::MAX_BURST
+            ));
         }
         if w.tx_flush.is_zero() || w.tx_flush > Duration::from_millis(100) {
             errs.push(format!(
@@ -361,17 +382,25 @@ impl Config {
                 humantime::format_duration(w.tx_flush)
             ));
         }
-        if w.idle == IdleBackoff::Sleep && (w.idle_sleep.is_zero() || w.idle_sleep > Duration::from_millis(10)) {
+        if w.idle == IdleBackoff::Sleep
+            && (w.idle_sleep.is_zero() || w.idle_sleep > Duration::from_millis(10))
+        {
             errs.push(format!(
                 "workers.idle_sleep: {} is out of range (1us to 10ms)",
                 humantime::format_duration(w.idle_sleep)
             ));
         }
         if self.mempool.mbufs < 1024 {
-            errs.push(format!("mempool.mbufs: {} is too few (at least 1024)", self.mempool.mbufs));
+            errs.push(format!(
+                "mempool.mbufs: {} is too few (at least 1024)",
+                self.mempool.mbufs
+            ));
         }
         if self.mempool.cache > 512 {
-            errs.push(format!("mempool.cache: {} is too large (at most 512, DPDK's limit)", self.mempool.cache));
+            errs.push(format!(
+                "mempool.cache: {} is too large (at most 512, DPDK's limit)",
+                self.mempool.cache
+            ));
         }
         if self.mempool.data_room < 256 + 128 {
             errs.push(format!(
@@ -380,7 +409,9 @@ impl Config {
             ));
         }
         if !self.eal.hugepages && self.eal.memory.is_none() {
-            errs.push("eal.memory: required when eal.hugepages = false (e.g. \"256MiB\")".to_owned());
+            errs.push(
+                "eal.memory: required when eal.hugepages = false (e.g. \"256MiB\")".to_owned(),
+            );
         }
         if let Some(m) = self.eal.memory {
             if m.as_u64() < 32 * 1024 * 1024 {
@@ -388,8 +419,14 @@ impl Config {
             }
         }
         if let Some(p) = &self.eal.file_prefix {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                errs.push(format!("eal.file_prefix: {p:?} must be letters, digits, '-' or '_'"));
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                errs.push(format!(
+                    "eal.file_prefix: {p:?} must be letters, digits, '-' or '_'"
+                ));
             }
         }
         if self.ports.is_empty() {
@@ -409,7 +446,10 @@ impl Config {
             if p.device_name().is_empty() {
                 errs.push(format!("{key}.device: must name a PCI address or a vdev"));
             } else if !seen_devices.insert(p.ethdev_name()) {
-                errs.push(format!("{key}.device: {:?} is used by another port", p.device_name()));
+                errs.push(format!(
+                    "{key}.device: {:?} is used by another port",
+                    p.device_name()
+                ));
             }
             if let Some(f) = &p.forward_to {
                 if !names.contains(&f.as_str()) {
@@ -428,7 +468,10 @@ impl Config {
                     ));
                 }
             }
-            for (field, d) in [("rx_descriptors", p.rx_descriptors), ("tx_descriptors", p.tx_descriptors)] {
+            for (field, d) in [
+                ("rx_descriptors", p.rx_descriptors),
+                ("tx_descriptors", p.tx_descriptors),
+            ] {
                 if !(64..=16384).contains(&d) {
                     errs.push(format!("{key}.{field}: {d} is out of range (64 to 16384)"));
                 }
@@ -441,7 +484,10 @@ impl Config {
             for (j, r) in p.rss.iter().enumerate() {
                 if dpdk::port::rss_flag(r).is_none() {
                     let known: Vec<&str> = dpdk::port::RSS_FLAGS.iter().map(|(n, _)| *n).collect();
-                    errs.push(format!("{key}.rss[{j}]: unknown hash type {r:?} (known: {})", known.join(", ")));
+                    errs.push(format!(
+                        "{key}.rss[{j}]: unknown hash type {r:?} (known: {})",
+                        known.join(", ")
+                    ));
                 }
             }
         }
@@ -449,7 +495,9 @@ impl Config {
             let v4 = p.gateways.iter().filter(|g| g.is_ipv4()).count();
             let v6 = p.gateways.len() - v4;
             if v4 > 1 || v6 > 1 {
-                errs.push(format!("ports[{i}].gateways: at most one IPv4 and one IPv6 gateway"));
+                errs.push(format!(
+                    "ports[{i}].gateways: at most one IPv4 and one IPv6 gateway"
+                ));
             }
             for (j, g) in p.gateways.iter().enumerate() {
                 if !p.addresses.iter().any(|n| n.contains(g)) {
@@ -469,34 +517,51 @@ impl Config {
 
     /// The effective configuration as TOML (for `check-config`).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 
     /// RX queues of port `i`.
     pub fn rx_queues(&self, i: usize) -> u16 {
-        self.ports[i].rx_queues.unwrap_or(self.workers.lcores.len() as u16)
+        self.ports[i]
+            .rx_queues
+            .unwrap_or(self.workers.lcores.len() as u16)
     }
 
     /// TX queues of port `i`.
     pub fn tx_queues(&self, i: usize) -> u16 {
-        self.ports[i].tx_queues.unwrap_or(self.workers.lcores.len() as u16)
+        self.ports[i]
+            .tx_queues
+            .unwrap_or(self.workers.lcores.len() as u16)
     }
 
     /// RSS hash-type bits requested for port `i`.
     pub fn rss_bits(&self, i: usize) -> u64 {
-        self.ports[i].rss.iter().filter_map(|r| dpdk::port::rss_flag(r)).fold(0, |a, b| a | b)
+        self.ports[i]
+            .rss
+            .iter()
+            .filter_map(|r| dpdk::port::rss_flag(r))
+            .fold(0, |a, b| a | b)
     }
 
     /// The EAL command line derived from this configuration.
     pub fn eal_args(&self) -> Vec<String> {
         let e = &self.eal;
         let mut args = Vec::new();
-        let user_lcores = e.extra_args.iter().any(|a| a == "-l" || a.starts_with("--lcores") || a == "-c");
+        let user_lcores = e
+            .extra_args
+            .iter()
+            .any(|a| a == "-l" || a.starts_with("--lcores") || a == "-c");
         if !user_lcores {
             let mut lc = vec![e.main_lcore];
             lc.extend(&self.workers.lcores);
             args.push("-l".into());
-            args.push(lc.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+            args.push(
+                lc.iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         }
         args.push(format!("--main-lcore={}", e.main_lcore));
         // DPDK 22.11 refuses --in-memory together with --no-huge; without
@@ -525,7 +590,12 @@ impl Config {
                 args.push(format!("--vdev={}", p.device));
             }
         }
-        if !any_pci && !e.extra_args.iter().any(|a| a == "-a" || a.starts_with("--allow")) {
+        if !any_pci
+            && !e
+                .extra_args
+                .iter()
+                .any(|a| a == "-a" || a.starts_with("--allow"))
+        {
             args.push("--no-pci".into());
         }
         args.extend(e.extra_args.iter().cloned());

@@ -207,11 +207,14 @@ impl FromStr for MacAddr {
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for b in out.iter_mut() {
-            let p = parts.next().ok_or_else(|| format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"))?;
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"))?;
             if p.len() != 2 {
                 return Err(format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"));
             }
-            *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"))?;
+            *b = u8::from_str_radix(p, 16)
+                .map_err(|_| format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"))?;
         }
         if parts.next().is_some() {
             return Err(format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"));
@@ -223,7 +226,11 @@ impl FromStr for MacAddr {
 impl std::fmt::Display for MacAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -245,7 +252,10 @@ impl<'de> Deserialize<'de> for MacAddr {
 pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
     let d = &cfg.dataplane;
     if !d.buckets.is_power_of_two() || !(64..=65536).contains(&d.buckets) {
-        errs.push(format!("dataplane.buckets: {} must be a power of two from 64 to 65536", d.buckets));
+        errs.push(format!(
+            "dataplane.buckets: {} must be a power of two from 64 to 65536",
+            d.buckets
+        ));
     }
     for (key, v) in [
         ("sessions_per_worker", d.sessions_per_worker),
@@ -253,11 +263,16 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         ("connections_per_worker", d.connections_per_worker),
     ] {
         if !(1024..=1 << 26).contains(&v) {
-            errs.push(format!("dataplane.{key}: {v} is out of range (1024 to 67108864)"));
+            errs.push(format!(
+                "dataplane.{key}: {v} is out of range (1024 to 67108864)"
+            ));
         }
     }
     if !(256..=1 << 20).contains(&d.handoff_ring) {
-        errs.push(format!("dataplane.handoff_ring: {} is out of range (256 to 1048576)", d.handoff_ring));
+        errs.push(format!(
+            "dataplane.handoff_ring: {} is out of range (256 to 1048576)",
+            d.handoff_ring
+        ));
     }
     if !(1..=32).contains(&d.extension_header_limit) {
         errs.push(format!(
@@ -285,11 +300,16 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         if s.name.is_empty() {
             errs.push(format!("{key}.name: must not be empty"));
         } else if !names.insert(s.name.as_str()) {
-            errs.push(format!("{key}.name: {:?} is used by another service", s.name));
+            errs.push(format!(
+                "{key}.name: {:?} is used by another service",
+                s.name
+            ));
         }
         if let Some(ports) = &s.ports {
             if ports.is_empty() {
-                errs.push(format!("{key}.ports: empty list (leave the key out for all ports)"));
+                errs.push(format!(
+                    "{key}.ports: empty list (leave the key out for all ports)"
+                ));
             }
             if ports.contains(&0) {
                 errs.push(format!("{key}.ports: 0 is not a port"));
@@ -307,9 +327,11 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         };
         for proto in protos {
             for port in &ports {
-                let overlap = listeners.iter().any(|(v, pr, po): &(IpAddr, &str, Option<u16>)| {
-                    *v == s.vip && pr == proto && (po.is_none() || port.is_none() || po == port)
-                });
+                let overlap = listeners
+                    .iter()
+                    .any(|(v, pr, po): &(IpAddr, &str, Option<u16>)| {
+                        *v == s.vip && pr == proto && (po.is_none() || port.is_none() || po == port)
+                    });
                 if overlap {
                     errs.push(format!(
                         "{key}: {} {proto}{} overlaps another service",
@@ -324,14 +346,18 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
                 listeners.insert((s.vip, *proto, *port));
             }
         }
-        if s.session_lifetime < Duration::from_secs(1) || s.session_lifetime > Duration::from_secs(7 * 86400) {
+        if s.session_lifetime < Duration::from_secs(1)
+            || s.session_lifetime > Duration::from_secs(7 * 86400)
+        {
             errs.push(format!(
                 "{key}.session_lifetime: {} is out of range (1s to 7days)",
                 humantime::format_duration(s.session_lifetime)
             ));
         }
         if s.backend.is_empty() {
-            errs.push(format!("{key}.backend: a service needs at least one backend"));
+            errs.push(format!(
+                "{key}.backend: a service needs at least one backend"
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (j, b) in s.backend.iter().enumerate() {
@@ -340,7 +366,10 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
                 errs.push(format!("{bkey}.address: {} is listed twice", b.address));
             }
             if b.weight > 10_000 {
-                errs.push(format!("{bkey}.weight: {} is out of range (0 to 10000)", b.weight));
+                errs.push(format!(
+                    "{bkey}.weight: {} is out of range (0 to 10000)",
+                    b.weight
+                ));
             }
             if s.forwarding != ForwardingMode::Dsr && b.address.is_ipv4() != s.vip.is_ipv4() {
                 errs.push(format!(
@@ -352,15 +381,22 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         }
         for (j, a) in s.fnat_addresses.iter().enumerate() {
             if a.is_ipv4() != s.vip.is_ipv4() {
-                errs.push(format!("{key}.fnat_addresses[{j}]: {a} is not of the VIP's family"));
+                errs.push(format!(
+                    "{key}.fnat_addresses[{j}]: {a} is not of the VIP's family"
+                ));
             }
         }
         if !s.fnat_addresses.is_empty() && s.forwarding != ForwardingMode::Fnat {
-            errs.push(format!("{key}.fnat_addresses: only used with forwarding = \"fnat\""));
+            errs.push(format!(
+                "{key}.fnat_addresses: only used with forwarding = \"fnat\""
+            ));
         }
         if s.forwarding == ForwardingMode::Fnat && s.fnat_addresses.is_empty() {
             let has_server_addr = cfg.ports.iter().any(|p| {
-                p.role != PortRole::Client && p.addresses.iter().any(|n: &IpNet| n.addr().is_ipv4() == s.vip.is_ipv4())
+                p.role != PortRole::Client
+                    && p.addresses
+                        .iter()
+                        .any(|n: &IpNet| n.addr().is_ipv4() == s.vip.is_ipv4())
             });
             if !has_server_addr {
                 errs.push(format!(
@@ -388,7 +424,12 @@ mod tests {
         let m: MacAddr = "02:00:5e:10:AB:ff".parse().unwrap();
         assert_eq!(m.0, [2, 0, 0x5e, 0x10, 0xab, 0xff]);
         assert_eq!(m.to_string(), "02:00:5e:10:ab:ff");
-        for bad in ["02:00:5e:10:ab", "02:00:5e:10:ab:ff:01", "2:00:5e:10:ab:ff", "zz:00:5e:10:ab:ff"] {
+        for bad in [
+            "02:00:5e:10:ab",
+            "02:00:5e:10:ab:ff:01",
+            "2:00:5e:10:ab:ff",
+            "zz:00:5e:10:ab:ff",
+        ] {
             assert_eq!(
                 bad.parse::<MacAddr>().unwrap_err(),
                 format!("{bad:?} is not a MAC address (xx:xx:xx:xx:xx:xx)")

@@ -4,7 +4,9 @@ use super::*;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config")
+        .join(name)
 }
 
 fn invalid(path: &str) -> Vec<String> {
@@ -28,8 +30,17 @@ fn good_file_loads_with_defaults() {
     assert_eq!(
         args,
         vec![
-            "-l", "0,1,2", "--main-lcore=0", "--no-huge", "--no-shconf", "-m", "128",
-            "--log-level=notice", "--vdev=net_ring0", "-a", "0000:01:00.0,rxq_cqe_comp_en=1",
+            "-l",
+            "0,1,2",
+            "--main-lcore=0",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "128",
+            "--log-level=notice",
+            "--vdev=net_ring0",
+            "-a",
+            "0000:01:00.0,rxq_cqe_comp_en=1",
         ]
     );
 }
@@ -80,13 +91,18 @@ fn bad_duration_is_refused() {
     let e = Config::load(&path).unwrap_err().to_string();
     assert_eq!(
         e,
-        format!("{}: invalid value: string \"fast\", expected a duration for key `workers.tx_flush`", path.display())
+        format!(
+            "{}: invalid value: string \"fast\", expected a duration for key `workers.tx_flush`",
+            path.display()
+        )
     );
 }
 
 #[test]
 fn missing_file_is_named() {
-    let e = Config::load(Path::new("/nonexistent/roamlb.toml")).unwrap_err().to_string();
+    let e = Config::load(Path::new("/nonexistent/roamlb.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/nonexistent/roamlb.toml"), "{e}");
 }
 
@@ -119,7 +135,11 @@ fn services_load() {
     assert_eq!(web.backend[1].group, 1);
     assert_eq!(c.service[1].protocol, ServiceProtocol::Any);
     assert_eq!(c.service[1].backend[0].weight, 100, "default weight");
-    assert_eq!(c.service[1].scheduler, SchedulerKind::Maglev, "default scheduler");
+    assert_eq!(
+        c.service[1].scheduler,
+        SchedulerKind::Maglev,
+        "default scheduler"
+    );
     assert_eq!(c.service[2].forwarding, ForwardingMode::Fnat);
     assert_eq!(c.neighbor[0].mac, MacAddr([2, 0, 0, 0, 0x10, 0x10]));
     assert_eq!(c.ports[1].role, PortRole::Server);

@@ -49,15 +49,19 @@ pub fn install_recorder() -> Result<PrometheusHandle, MetricsError> {
 
 impl std::fmt::Debug for MetricsEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsEndpoint").field("addr", &self.addr).finish()
+        f.debug_struct("MetricsEndpoint")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
 impl MetricsEndpoint {
     /// Serves `GET /metrics` on `addr`.
     pub fn start(addr: SocketAddr, handle: PrometheusHandle) -> Result<Self, MetricsError> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| MetricsError::Listen { addr, reason: e.to_string() })?;
+        let server = tiny_http::Server::http(addr).map_err(|e| MetricsError::Listen {
+            addr,
+            reason: e.to_string(),
+        })?;
         let bound = server.server_addr().to_ip().unwrap_or(addr);
         let server = Arc::new(server);
         let srv = server.clone();
@@ -65,14 +69,17 @@ impl MetricsEndpoint {
             .name("roamlb-metrics".into())
             .spawn(move || {
                 for req in srv.incoming_requests() {
-                    let resp = if req.method() == &tiny_http::Method::Get && req.url() == "/metrics" {
+                    let resp = if req.method() == &tiny_http::Method::Get && req.url() == "/metrics"
+                    {
                         let body = handle.render();
                         let ct = tiny_http::Header::from_bytes(
                             &b"Content-Type"[..],
                             &b"text/plain; version=0.0.4"[..],
                         )
                         .expect("static header is valid");
-                        tiny_http::Response::from_string(body).with_header(ct).boxed()
+                        tiny_http::Response::from_string(body)
+                            .with_header(ct)
+                            .boxed()
                     } else {
                         tiny_http::Response::from_string("not found: try GET /metrics\n")
                             .with_status_code(404)
@@ -83,9 +90,16 @@ impl MetricsEndpoint {
                     }
                 }
             })
-            .map_err(|e| MetricsError::Listen { addr, reason: e.to_string() })?;
+            .map_err(|e| MetricsError::Listen {
+                addr,
+                reason: e.to_string(),
+            })?;
         log::info!("metrics on http://{bound}/metrics");
-        Ok(MetricsEndpoint { server, thread: Some(thread), addr: bound })
+        Ok(MetricsEndpoint {
+            server,
+            thread: Some(thread),
+            addr: bound,
+        })
     }
 
     /// The bound address.

@@ -65,7 +65,9 @@ pub struct WorkerCounters {
 
 impl Default for WorkerCounters {
     fn default() -> Self {
-        WorkerCounters { values: [0; Counter::COUNT] }
+        WorkerCounters {
+            values: [0; Counter::COUNT],
+        }
     }
 }
 
@@ -104,7 +106,9 @@ pub struct SharedCounters {
 
 impl Default for SharedCounters {
     fn default() -> Self {
-        SharedCounters { values: std::array::from_fn(|_| AtomicU64::new(0)) }
+        SharedCounters {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 }
 

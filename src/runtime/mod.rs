@@ -14,6 +14,7 @@
 //! [`RunReport`] says why the run ended and what went through it, including
 //! whether every mbuf came back to the pool.
 
+pub mod replay;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,16 +146,28 @@ fn run_with_eal(
     opts: &RunOptions,
     stop_signal: &AtomicBool,
 ) -> Result<RunReport, RuntimeError> {
-    log::info!("{} up ({}), EAL args: {}", dpdk::eal::version(),
-        if eal.has_hugepages() { "hugepages" } else { "no hugepages" },
-        eal.args()[1..].join(" "));
+    log::info!(
+        "{} up ({}), EAL args: {}",
+        dpdk::eal::version(),
+        if eal.has_hugepages() {
+            "hugepages"
+        } else {
+            "no hugepages"
+        },
+        eal.args()[1..].join(" ")
+    );
     if !cfg.service.is_empty() {
         log::warn!(
             "{} service(s) configured, but this build does not balance yet: ports forward only to their forward_to port",
             cfg.service.len()
         );
     }
-    let workers: Vec<dpdk::LcoreId> = cfg.workers.lcores.iter().map(|&l| dpdk::LcoreId(l)).collect();
+    let workers: Vec<dpdk::LcoreId> = cfg
+        .workers
+        .lcores
+        .iter()
+        .map(|&l| dpdk::LcoreId(l))
+        .collect();
     for (i, l) in workers.iter().enumerate() {
         if !eal.lcore_enabled(*l) {
             return Err(RuntimeError::Setup(format!(
@@ -175,7 +188,10 @@ fn run_with_eal(
     let mut ports = Vec::with_capacity(cfg.ports.len());
     for (i, pc) in cfg.ports.iter().enumerate() {
         let id = Port::lookup(&pc.ethdev_name()).map_err(|e| {
-            RuntimeError::Setup(format!("ports[{i}] ({}): device {} was not probed: {e}", pc.name, pc.device))
+            RuntimeError::Setup(format!(
+                "ports[{i}] ({}): device {} was not probed: {e}",
+                pc.name, pc.device
+            ))
         })?;
         let setup = PortSetup {
             rx_queues: cfg.rx_queues(i),
@@ -199,8 +215,13 @@ fn run_with_eal(
         let link = port.link()?;
         log::info!(
             "{} = {} ({}): {} RX / {} TX queues, link {} {} Mbit/s, RSS [{}]",
-            pc.name, id, port.port_info().driver, setup.rx_queues, setup.tx_queues,
-            if link.up { "up" } else { "down" }, link.speed_mbps,
+            pc.name,
+            id,
+            port.port_info().driver,
+            setup.rx_queues,
+            setup.tx_queues,
+            if link.up { "up" } else { "down" },
+            link.speed_mbps,
             dpdk::port::rss_names(port.rss_hash_types()).join(", ")
         );
         ports.push(port);
@@ -242,7 +263,9 @@ fn run_with_eal(
             let queue = port.take_rx_queue(q).ok_or_else(|| {
                 RuntimeError::Setup(format!("{}: RX queue {q} unavailable", port.name()))
             })?;
-            setups[q as usize % nworkers].rx.push(RxBinding { queue, output });
+            setups[q as usize % nworkers]
+                .rx
+                .push(RxBinding { queue, output });
         }
     }
 
@@ -283,7 +306,8 @@ fn run_with_eal(
     }
     let elapsed = started.elapsed();
 
-    let worker_counters: Vec<WorkerCounters> = controls.iter().map(|c| c.counters.snapshot()).collect();
+    let worker_counters: Vec<WorkerCounters> =
+        controls.iter().map(|c| c.counters.snapshot()).collect();
     let mut totals = WorkerCounters::default();
     worker_counters.iter().for_each(|c| totals.accumulate(c));
     let mut port_reports = Vec::with_capacity(ports.len());
@@ -351,12 +375,18 @@ fn manage(
             }
         }
         if let Some(idle) = opts.until_idle {
-            let rx: u64 = controls.iter().map(|c| c.counters.snapshot().get(Counter::RxPackets)).sum();
+            let rx: u64 = controls
+                .iter()
+                .map(|c| c.counters.snapshot().get(Counter::RxPackets))
+                .sum();
             if rx != last_rx {
                 last_rx = rx;
                 last_rx_change = now;
             } else if now.duration_since(last_rx_change) >= idle {
-                log::info!("no packet received for {}: stopping", humantime::format_duration(idle));
+                log::info!(
+                    "no packet received for {}: stopping",
+                    humantime::format_duration(idle)
+                );
                 return StopReason::Idle;
             }
         }
@@ -367,8 +397,10 @@ fn manage(
                 let secs = interval.as_secs_f64();
                 log::info!(
                     "rx {:.0} pps, tx {:.0} pps, tx drops {}, idle polls {}",
-                    (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64 / secs,
-                    (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64 / secs,
+                    (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64
+                        / secs,
+                    (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64
+                        / secs,
                     total.get(Counter::TxFull),
                     total.get(Counter::IdlePolls),
                 );
@@ -404,7 +436,8 @@ fn publish_metrics(controls: &[Arc<WorkerControl>], ports: &[Port]) -> WorkerCou
                 ("rx_errors", s.ierrors),
                 ("tx_errors", s.oerrors),
             ] {
-                metrics::counter!(format!("roamlb_port_{metric}_total"), "port" => name.clone()).absolute(v);
+                metrics::counter!(format!("roamlb_port_{metric}_total"), "port" => name.clone())
+                    .absolute(v);
             }
         }
     }

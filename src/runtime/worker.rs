@@ -62,8 +62,21 @@ pub struct WorkerSetup {
 
 /// Runs the poll loop until the stop flag is set; returns 0.
 pub fn run(setup: WorkerSetup) -> i32 {
-    let WorkerSetup { index, mut rx, mut tx, burst, idle, idle_sleep_us, flush_tsc, control } = setup;
-    log::debug!("worker {index}: polling {} RX queues on lcore {}", rx.len(), dpdk::eal::current_lcore());
+    let WorkerSetup {
+        index,
+        mut rx,
+        mut tx,
+        burst,
+        idle,
+        idle_sleep_us,
+        flush_tsc,
+        control,
+    } = setup;
+    log::debug!(
+        "worker {index}: polling {} RX queues on lcore {}",
+        rx.len(),
+        dpdk::eal::current_lcore()
+    );
     let mut pending: Vec<PacketBurst> = (0..tx.len()).map(|_| PacketBurst::new()).collect();
     let mut rx_burst = PacketBurst::new();
     let mut counters = WorkerCounters::default();
@@ -151,6 +164,9 @@ fn flush(q: &mut TxQueue, buf: &mut PacketBurst, counters: &mut WorkerCounters) 
     }
     let (sent, dropped) = q.send(buf);
     counters.add(Counter::TxPackets, sent as u64);
-    counters.add(Counter::TxBytes, lens[..sent].iter().map(|&l| l as u64).sum());
+    counters.add(
+        Counter::TxBytes,
+        lens[..sent].iter().map(|&l| l as u64).sum(),
+    );
     counters.add(Counter::TxFull, dropped as u64);
 }

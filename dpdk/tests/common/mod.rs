@@ -21,7 +21,10 @@ pub fn hugepages_available() -> bool {
         })
         .unwrap_or(0);
     let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        })
         .unwrap_or(false);
     free >= 64 && mounted
 }
@@ -29,7 +32,13 @@ pub fn hugepages_available() -> bool {
 /// Starts the EAL with net_ring0 on lcores 0 (main) and 1 (worker).
 pub fn start_eal(hugepages: bool) -> Eal {
     dpdk::eal::log_to_stderr().unwrap();
-    let mut args = vec!["-l", "0,1", "--no-pci", "--vdev=net_ring0", "--log-level=warning"];
+    let mut args = vec![
+        "-l",
+        "0,1",
+        "--no-pci",
+        "--vdev=net_ring0",
+        "--log-level=warning",
+    ];
     if !hugepages {
         // --in-memory implies hugepage files; without hugepages, --no-shconf
         // is what keeps the process free of shared runtime files.
@@ -71,7 +80,10 @@ fn ring_port_between_two_lcores(eal: &Eal) {
     port.start().unwrap();
     let mut rxq = port.take_rx_queue(0).unwrap();
     let mut txq = port.take_tx_queue(0).unwrap();
-    assert!(port.take_rx_queue(0).is_none(), "a queue handle is handed out once");
+    assert!(
+        port.take_rx_queue(0).is_none(),
+        "a queue handle is handed out once"
+    );
 
     let worker = eal.worker_lcores()[0];
     assert_eq!(worker, LcoreId(1));
@@ -115,7 +127,11 @@ fn ring_port_between_two_lcores(eal: &Eal) {
             assert_eq!(m.len(), FRAME);
             let mut want = [0u8; FRAME];
             fill(&mut want, expected);
-            assert_eq!(m.data(), &want[..], "packet {expected} arrived intact and in order");
+            assert_eq!(
+                m.data(),
+                &want[..],
+                "packet {expected} arrived intact and in order"
+            );
             expected += 1;
         }
     }
@@ -137,7 +153,10 @@ fn rings_between_two_lcores(eal: &Eal) {
     let worker = eal.worker_lcores()[0];
     let h = dpdk::lcore::launch(worker, move || {
         for seq in 0..1000u64 {
-            let mut m = Msg { seq, text: format!("message {seq}") };
+            let mut m = Msg {
+                seq,
+                text: format!("message {seq}"),
+            };
             loop {
                 match tx.send(m) {
                     Ok(()) => break,
@@ -155,7 +174,13 @@ fn rings_between_two_lcores(eal: &Eal) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while next < 1000 && Instant::now() < deadline {
         if let Some(m) = rx.try_recv() {
-            assert_eq!(m, Msg { seq: next, text: format!("message {next}") });
+            assert_eq!(
+                m,
+                Msg {
+                    seq: next,
+                    text: format!("message {next}")
+                }
+            );
             next += 1;
         }
     }
@@ -210,7 +235,10 @@ fn panics_are_caught(eal: &Eal) {
         }
         other => panic!("expected a caught panic, got {other:?}"),
     }
-    assert_eq!(dpdk::lcore::launch(worker, || 7).unwrap().join().unwrap(), 7);
+    assert_eq!(
+        dpdk::lcore::launch(worker, || 7).unwrap().join().unwrap(),
+        7
+    );
 }
 
 /// Errors carry rte_strerror text.
@@ -222,14 +250,21 @@ fn errors_are_readable() {
         "rte_eth_dev_get_port_by_name(net_nonexistent9): No such device (errno 19)"
     );
     let e = Eal::init(["--no-huge"]).unwrap_err();
-    assert_eq!(e.to_string(), "the DPDK EAL can be initialised only once per process");
+    assert_eq!(
+        e.to_string(),
+        "the DPDK EAL can be initialised only once per process"
+    );
 }
 
 /// Everything, in one EAL.
 pub fn run_all(eal: Eal, hugepages: bool) {
     assert_eq!(eal.has_hugepages(), hugepages);
     assert!(dpdk::time::tsc_hz() > 0);
-    assert!(dpdk::eal::version().starts_with("DPDK 22.11"), "{}", dpdk::eal::version());
+    assert!(
+        dpdk::eal::version().starts_with("DPDK 22.11"),
+        "{}",
+        dpdk::eal::version()
+    );
     ring_port_between_two_lcores(&eal);
     rings_between_two_lcores(&eal);
     panics_are_caught(&eal);
