@@ -2,3 +2,7 @@
 //!
 //! Everything that touches DPDK goes through the `dpdk` crate; the modules of
 //! this crate are declared below as they land.
+
+pub mod classify;
+pub mod identity;
+pub mod packet;

@@ -1,0 +1,1 @@
+//! `roamlb classify`: what roamlb makes of each packet of a capture.
