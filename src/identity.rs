@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "home_address=2001:db8:40::1");
         assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "home_address=2001:db8:40::1");
         let f = build::eth_ipv6("2001:db8:c0a::211:22ff:fe33:4455", "2001:db8::80", &[], &L4::Tcp(1, 2, 3, 4));
-        assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "source=2001:db8:c0a::211:22ff:fe33:4455");
+        assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "source=2001:db8:c0a:0:211:22ff:fe33:4455");
         assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "interface_id=0211:22ff:fe33:4455");
         let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Udp(1, 2, vec![]));
         assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "source=192.0.2.1");

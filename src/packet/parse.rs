@@ -464,3 +464,423 @@ fn parse_l4(frame: &[u8], start: usize, end: usize, proto: IpProtocol, out: &mut
     out.l4_offset = start as u16;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::build::{self, Ext, L4};
+    use super::super::ethernet::EtherType;
+    use super::super::mobility::{bu_flags, BindingUpdateRepr, MhType};
+    use super::*;
+
+    fn cfg() -> ParseConfig {
+        ParseConfig::new()
+    }
+
+    fn err(f: &[u8]) -> DropReason {
+        parse(f, &cfg()).unwrap_err()
+    }
+
+    const SRC: &str = "2001:db8:c0a::1";
+    const DST: &str = "2001:db8:5::80";
+    const HOME: &str = "2001:db8:40::1";
+
+    #[test]
+    fn ipv4_tcp() {
+        let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(40000, 80, 77, 0x12));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.l3, p.l3_offset, p.l4_offset, p.protocol), (L3Kind::Ipv4, 14, 34, IpProtocol::Tcp));
+        assert_eq!((p.src_port, p.dst_port, p.tcp_seq, p.tcp_flags), (40000, 80, 77, 0x12));
+        assert_eq!(p.src_addr(&f), Some("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv4_bad_checksum_is_refused_unless_offloaded() {
+        let mut f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(1, 2, 3, 4));
+        f[24] ^= 0xff;
+        assert_eq!(err(&f), DropReason::Ipv4BadChecksum);
+        assert!(parse(&f, &cfg().with_ipv4_checksum(false)).is_ok());
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        let mut f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Udp(1, 2, vec![0; 8]));
+        // MF set, offset 0: first fragment, L4 parsed.
+        f[20] = 0x20;
+        let mut ip = super::super::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]);
+        ip.fill_checksum();
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.fragment, p.src_port), (Fragment::First, 1));
+        // Offset 8: non-first, no L4 even though the octets look like UDP.
+        f[21] = 1;
+        super::super::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.fragment, p.l4_offset, p.protocol), (Fragment::NonFirst, 0, IpProtocol::Udp));
+    }
+
+    #[test]
+    fn ipv6_tcp_and_padding_ignored() {
+        let mut f = build::eth_ipv6(SRC, DST, &[], &L4::Tcp(1, 443, 5, 2));
+        let len = f.len();
+        f.extend_from_slice(&[0xee; 6]); // Ethernet padding after the IPv6 payload
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.l4_offset, usize::from(p.l3_end)), (54, len));
+        assert_eq!(p.dst_port, 443);
+        assert_eq!((p.pseudo_src_offset, p.pseudo_dst_offset), (22, 38));
+    }
+
+    #[test]
+    fn hao_tcp() {
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME))], &L4::Tcp(1, 80, 9, 0x10));
+        let p = parse(&f, &cfg()).unwrap();
+        assert!(p.has_hao());
+        assert_eq!(p.home_address(&f), Some(build::addr6(HOME)));
+        assert_eq!(p.pseudo_src_offset, p.hao_offset);
+        assert_eq!((p.ext_count, p.l4_offset), (1, 14 + 40 + 24));
+    }
+
+    #[test]
+    fn hbh_destopts_padn_hao_udp() {
+        let mut opts = vec![1, 2, 0, 0]; // PadN(2) to reach 8n+6
+        opts.extend_from_slice(&[201, 16]);
+        opts.extend_from_slice(&build::addr6(HOME).octets());
+        let f = build::eth_ipv6(SRC, DST, &[Ext::HopByHop(vec![5, 2, 0, 0]), Ext::DestOpts(opts)], &L4::Udp(5000, 53, vec![1; 4]));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.ext_count, p.protocol, p.dst_port), (2, IpProtocol::Udp, 53));
+        assert_eq!(p.home_address(&f), Some(build::addr6(HOME)));
+    }
+
+    #[test]
+    fn esp_and_ah() {
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Esp(0xdead_beef, 42));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.esp_spi, p.esp_seq, p.protocol), (0xdead_beef, 42, IpProtocol::Esp));
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Ah(7, 3)], &L4::Tcp(1, 2, 3, 4));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.ext_count, p.dst_port), (1, 2));
+        let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Esp(0x100, 1));
+        assert_eq!(parse(&f, &cfg()).unwrap().esp_spi, 0x100);
+    }
+
+    #[test]
+    fn esp_cut_before_spi() {
+        for cut in 0..8 {
+            let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(50, vec![0x11; cut]));
+            assert_eq!(err(&f), DropReason::EspTruncated, "cut {cut}");
+        }
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(50, vec![0; 8]));
+        assert_eq!(err(&f), DropReason::EspSpiZero);
+    }
+
+    #[test]
+    fn binding_update_with_and_without_alt_coa() {
+        let bu = BindingUpdateRepr { sequence: 3, flags: bu_flags::ACK, lifetime: 15, alternate_coa: None };
+        let f = build::eth_ipv6(SRC, HOME, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu));
+        let p = parse(&f, &cfg()).unwrap();
+        assert!(p.is_binding_update());
+        assert_eq!((p.mh_type, p.alt_coa_offset), (u8::from(MhType::BindingUpdate), 0));
+        let bu = BindingUpdateRepr { alternate_coa: Some(build::addr6("2001:db8:c0b::2")), ..bu };
+        let f = build::eth_ipv6(SRC, HOME, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!(p.alternate_coa(&f), Some(build::addr6("2001:db8:c0b::2")));
+    }
+
+    #[test]
+    fn mh_with_bogus_length() {
+        let bu = BindingUpdateRepr { sequence: 3, flags: 0, lifetime: 15, alternate_coa: None };
+        let mut f = build::eth_ipv6(SRC, HOME, &[], &L4::BindingUpdate(bu));
+        let mh = 14 + 40;
+        f[mh + 1] = 9; // 80 octets in a 16-octet message
+        assert_eq!(err(&f), DropReason::MhLengthPastPacket);
+        let mut g = build::eth_ipv6(SRC, HOME, &[], &L4::Raw(135, vec![59, 0, 5, 0, 0, 0, 0, 0]));
+        assert_eq!(err(&g), DropReason::MhBadLength);
+        g.truncate(g.len() - 4);
+        g[18..20].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(err(&g), DropReason::MhTruncated);
+    }
+
+    #[test]
+    fn vlan_and_qinq() {
+        let ip = build::ipv4("192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap(), &L4::Udp(1, 2, vec![]));
+        let f = build::ethernet(EtherType::Ipv4, &[100], &ip);
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.vlan_count, p.vlan_ids[0], p.l3_offset), (1, 100, 18));
+        let f = build::ethernet(EtherType::Ipv4, &[200, 300], &ip);
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.vlan_count, p.vlan_ids, p.l3_offset), (2, [200, 300], 22));
+        let f = build::ethernet(EtherType::Ipv4, &[1, 2, 3], &ip);
+        assert_eq!(err(&f), DropReason::TooManyVlanTags);
+        let f = build::ethernet(EtherType::Ipv4, &[1], &[]);
+        assert_eq!(err(&f[..16]), DropReason::VlanTruncated);
+    }
+
+    #[test]
+    fn arp_and_unknown_ethertype() {
+        let mut arp = [0u8; 28];
+        super::super::arp::ArpRepr {
+            operation: super::super::arp::ArpOperation::Request,
+            source_hardware_addr: super::super::ethernet::EthernetAddress([2, 0, 0, 0, 0, 9]),
+            source_protocol_addr: "192.0.2.9".parse().unwrap(),
+            target_hardware_addr: Default::default(),
+            target_protocol_addr: "192.0.2.1".parse().unwrap(),
+        }
+        .emit(&mut arp);
+        let f = build::ethernet(EtherType::Arp, &[], &arp);
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!(p.l3, L3Kind::Arp);
+        assert_eq!(p.src_addr(&f), Some("192.0.2.9".parse().unwrap()));
+        assert_eq!(err(&f[..30]), DropReason::ArpTruncated);
+        let f = build::ethernet(EtherType::Unknown(0x88cc), &[], &[0; 40]);
+        assert_eq!(err(&f), DropReason::UnknownEthertype);
+    }
+
+    #[test]
+    fn ipv6_fragments() {
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Fragment(0, true, 9)], &L4::Tcp(1, 2, 3, 4));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.fragment, p.dst_port), (Fragment::First, 2));
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Fragment(1448, false, 9)], &L4::Raw(6, vec![0xff; 5]));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.fragment, p.l4_offset, p.protocol), (Fragment::NonFirst, 0, IpProtocol::Tcp));
+        // HAO before a non-first fragment still gives the identity.
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME)), Ext::Fragment(8, true, 9)], &L4::Raw(6, vec![]));
+        assert!(parse(&f, &cfg()).unwrap().has_hao());
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(44, vec![6, 0, 0]));
+        assert_eq!(err(&f), DropReason::FragmentTruncated);
+    }
+
+    #[test]
+    fn routing_headers() {
+        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 1)], &L4::Tcp(80, 1, 1, 0x10));
+        let p = parse(&f, &cfg()).unwrap();
+        assert!(p.has_rh2());
+        assert_eq!(p.rh2_home_address(&f), Some(build::addr6(HOME)));
+        assert_eq!(p.pseudo_dst_offset, p.rh2_offset);
+        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 0)], &L4::Tcp(80, 1, 1, 0x10));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!(p.pseudo_dst_offset, 14 + 24);
+        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 3)], &L4::Tcp(80, 1, 1, 0x10));
+        assert_eq!(err(&f), DropReason::RoutingType2BadSegments);
+        // Segment Routing (type 4) is walked by its length.
+        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing(4, 2)], &L4::Udp(1, 2, vec![]));
+        assert_eq!(parse(&f, &cfg()).unwrap().dst_port, 2);
+        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing(2, 0)], &L4::Udp(1, 2, vec![]));
+        assert_eq!(err(&f), DropReason::RoutingType2BadLength);
+    }
+
+    fn destopts_with(opts: &[u8]) -> Vec<u8> {
+        build::eth_ipv6(SRC, DST, &[Ext::DestOpts(opts.to_vec())], &L4::Tcp(1, 2, 3, 4))
+    }
+
+    fn hao_with_len(n: u8) -> Vec<u8> {
+        let mut o = vec![201, n];
+        o.extend(std::iter::repeat_n(0x20, usize::from(n)));
+        o
+    }
+
+    #[test]
+    fn hao_malformed() {
+        for n in [0u8, 8, 20] {
+            assert_eq!(err(&destopts_with(&hao_with_len(n))), DropReason::HaoBadLength, "len {n}");
+        }
+        let mut two = vec![1, 2, 0, 0];
+        two.extend(hao_with_len(16));
+        two.extend([1, 4, 0, 0, 0, 0]);
+        two.extend(hao_with_len(16));
+        assert_eq!(err(&destopts_with(&two)), DropReason::HaoDuplicate);
+        let mut mc = hao_with_len(16);
+        mc[2] = 0xff;
+        assert_eq!(err(&destopts_with(&mc)), DropReason::HaoNotUnicast);
+        // HAO in a Hop-by-Hop header: type 201 is unknown there, bits 11: discard.
+        let f = build::eth_ipv6(SRC, DST, &[Ext::HopByHop(hao_with_len(16))], &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(err(&f), DropReason::UnknownOptionDiscard);
+        // Two HAOs in two Destination Options headers.
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME)), Ext::Hao(build::addr6(HOME))], &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(err(&f), DropReason::HaoDuplicate);
+    }
+
+    #[test]
+    fn options_malformed_and_unknown() {
+        // PadN with zero length is fine; an unknown skip-type option too.
+        assert!(parse(&destopts_with(&[1, 0, 0x1e, 2, 0, 0]), &cfg()).is_ok());
+        for t in [0x5e, 0x9e, 0xde] {
+            assert_eq!(err(&destopts_with(&[t, 0])), DropReason::UnknownOptionDiscard);
+        }
+        // Option length past the header: hand-built so padding cannot fix it.
+        let mut f = destopts_with(&[1, 4, 0, 0, 0, 0]);
+        f[14 + 40 + 3] = 9;
+        assert_eq!(err(&f), DropReason::OptionPastHeader);
+        // Hdr Ext Len past the packet.
+        let mut f = destopts_with(&[1, 4, 0, 0, 0, 0]);
+        f[14 + 40 + 1] = 40;
+        assert_eq!(err(&f), DropReason::ExtHeaderPastPacket);
+        // Extension header cut to one octet.
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(60, vec![6]));
+        assert_eq!(err(&f), DropReason::ExtTruncated);
+    }
+
+    #[test]
+    fn hop_by_hop_must_be_first() {
+        let f = build::eth_ipv6(SRC, DST, &[Ext::DestOpts(vec![]), Ext::HopByHop(vec![])], &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(err(&f), DropReason::HopByHopNotFirst);
+    }
+
+    #[test]
+    fn chain_limit() {
+        let chain = |n: usize| vec![Ext::DestOpts(vec![]); n];
+        let f = build::eth_ipv6(SRC, DST, &chain(8), &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(parse(&f, &cfg()).unwrap().ext_count, 8);
+        let f = build::eth_ipv6(SRC, DST, &chain(9), &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(err(&f), DropReason::ExtChainTooLong);
+        assert!(parse(&f, &cfg().with_max_ext_headers(9)).is_ok());
+        let f = build::eth_ipv6(SRC, DST, &chain(64), &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(err(&f), DropReason::ExtChainTooLong);
+        assert_eq!(cfg().with_max_ext_headers(200).max_ext_headers(), HARD_MAX_EXT_HEADERS);
+        assert_eq!(parse(&f, &cfg().with_max_ext_headers(200)).unwrap_err(), DropReason::ExtChainTooLong);
+        // Limit 0: any extension header is refused.
+        let f = build::eth_ipv6(SRC, DST, &chain(1), &L4::Tcp(1, 2, 3, 4));
+        assert_eq!(parse(&f, &cfg().with_max_ext_headers(0)).unwrap_err(), DropReason::ExtChainTooLong);
+    }
+
+    #[test]
+    fn no_next_header_and_other_protocols() {
+        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME))], &L4::None);
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.protocol, p.l4_offset), (IpProtocol::NoNextHeader, 0));
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(47, vec![0; 4]));
+        let p = parse(&f, &cfg()).unwrap();
+        assert_eq!((p.protocol, p.l4_offset), (IpProtocol::Gre, 54));
+        let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(58, vec![1, 2, 3]));
+        assert_eq!(err(&f), DropReason::Icmpv6Truncated);
+        let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Raw(1, vec![8, 0, 0]));
+        assert_eq!(err(&f), DropReason::IcmpTruncated);
+    }
+
+    /// Every prefix of every well-formed frame is refused or accepted
+    /// without panicking, and a strict prefix that cuts into a header is
+    /// refused.
+    #[test]
+    fn every_truncation_of_fixtures() {
+        let bu = BindingUpdateRepr { sequence: 3, flags: 0, lifetime: 15, alternate_coa: Some(build::addr6("2001:db8::9")) };
+        let frames = [
+            build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(1, 2, 3, 4)),
+            build::eth_ipv6(SRC, DST, &[Ext::HopByHop(vec![]), Ext::Hao(build::addr6(HOME)), Ext::Ah(1, 3)], &L4::Udp(1, 2, vec![])),
+            build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu)),
+            build::eth_ipv6(SRC, DST, &[Ext::Routing2(build::addr6(HOME), 1), Ext::Fragment(0, true, 1)], &L4::Esp(5, 6)),
+        ];
+        for f in &frames {
+            assert!(parse(f, &cfg()).is_ok());
+            for n in 0..f.len() {
+                // IP length fields now exceed the buffer, so every cut is refused.
+                assert!(parse(&f[..n], &cfg()).is_err(), "prefix {n} accepted");
+            }
+        }
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn ext_strategy() -> impl Strategy<Value = Ext> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..12).prop_map(Ext::HopByHop),
+                proptest::collection::vec(any::<u8>(), 0..12).prop_map(Ext::DestOpts),
+                any::<[u8; 16]>().prop_map(|a| Ext::Hao(Ipv6Addr::from(a))),
+                (any::<[u8; 16]>(), 0u8..3).prop_map(|(a, s)| Ext::Routing2(Ipv6Addr::from(a), s)),
+                (any::<u16>(), any::<bool>(), any::<u32>()).prop_map(|(o, m, i)| Ext::Fragment(o, m, i)),
+                (any::<u32>(), 0u8..4).prop_map(|(s, w)| Ext::Ah(s, w)),
+            ]
+        }
+
+        fn l4_strategy() -> impl Strategy<Value = L4> {
+            prop_oneof![
+                (any::<u16>(), any::<u16>(), any::<u32>(), any::<u8>()).prop_map(|(a, b, c, d)| L4::Tcp(a, b, c, d)),
+                (any::<u16>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..8)).prop_map(|(a, b, p)| L4::Udp(a, b, p)),
+                (1u32.., any::<u32>()).prop_map(|(s, q)| L4::Esp(s, q)),
+                (any::<u16>(), any::<u16>(), any::<u16>(), proptest::option::of(any::<[u8; 16]>())).prop_map(|(s, f, l, a)| {
+                    L4::BindingUpdate(BindingUpdateRepr { sequence: s, flags: f, lifetime: l, alternate_coa: a.map(Ipv6Addr::from) })
+                }),
+                Just(L4::None),
+                (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24)).prop_map(|(p, b)| L4::Raw(p, b)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let mut p = Parsed::default();
+                let _ = parse_into(&bytes, &ParseConfig::new(), &mut p);
+                let _ = crate::identity::identify(&bytes, &p, crate::identity::IdentityMode::Slaac);
+                let _ = crate::identity::binding_update(&bytes, &p);
+            }
+
+            #[test]
+            fn ipv6_prefixed_bytes_never_panic(nh in any::<u8>(), rest in proptest::collection::vec(any::<u8>(), 0..200)) {
+                // A valid Ethernet + IPv6 header in front of random octets reaches the chain walk.
+                let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(nh, rest));
+                let mut p = Parsed::default();
+                let _ = parse_into(&f, &ParseConfig::new().with_max_ext_headers(32), &mut p);
+                prop_assert!(p.ext_count <= 32);
+            }
+
+            #[test]
+            fn random_chains_parse_or_refuse_cleanly(exts in proptest::collection::vec(ext_strategy(), 0..10), l4 in l4_strategy()) {
+                let f = build::eth_ipv6(SRC, DST, &exts, &l4);
+                let mut p = Parsed::default();
+                let r = parse_into(&f, &ParseConfig::new(), &mut p);
+                let stops_early = exts.iter().take(8).any(|e| matches!(e, Ext::Fragment(o, ..) if o & 0xfff8 != 0));
+                if exts.len() > 8 && !stops_early {
+                    prop_assert!(r.is_err());
+                }
+                if r.is_ok() {
+                    prop_assert!(usize::from(p.l3_end) == f.len());
+                    prop_assert!(usize::from(p.l4_offset) <= f.len());
+                }
+            }
+
+            #[test]
+            fn bu_emit_then_parse(s in any::<u16>(), fl in any::<u16>(), l in any::<u16>(), a in proptest::option::of(any::<[u8; 16]>())) {
+                let r = BindingUpdateRepr { sequence: s, flags: fl, lifetime: l, alternate_coa: a.map(Ipv6Addr::from) };
+                let mut b = vec![0u8; r.buffer_len()];
+                r.emit(&mut b);
+                let mh = super::super::super::mobility::MobilityHeader::new_checked(&b[..]).unwrap();
+                prop_assert_eq!(BindingUpdateRepr::parse(&mh), Some(r));
+            }
+
+            #[test]
+            fn ip_reprs_emit_then_parse(s4 in any::<u32>(), d4 in any::<u32>(), p in any::<u8>(), len in 0u16..1000, ttl in any::<u8>(),
+                                        s6 in any::<u128>(), d6 in any::<u128>(), tc in any::<u8>(), fl in 0u32..0x10_0000) {
+                use super::super::super::ipv4::{Ipv4Packet, Ipv4Repr};
+                use super::super::super::ipv6::{Ipv6Packet, Ipv6Repr};
+                let r4 = Ipv4Repr { src_addr: s4.into(), dst_addr: d4.into(), protocol: p.into(), payload_len: len, ttl, tos: tc, ident: len, dont_frag: ttl & 1 == 0 };
+                let mut b = vec![0u8; 20 + usize::from(len)];
+                r4.emit(&mut b);
+                prop_assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&b[..]).unwrap()), Ok(r4));
+                let r6 = Ipv6Repr { src_addr: s6.into(), dst_addr: d6.into(), next_header: p.into(), payload_len: len, hop_limit: ttl, traffic_class: tc, flow_label: fl };
+                let mut b = vec![0u8; 40 + usize::from(len)];
+                r6.emit(&mut b);
+                prop_assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_checked(&b[..]).unwrap()), r6);
+            }
+
+            #[test]
+            fn l4_reprs_emit_then_parse(sp in any::<u16>(), dp in any::<u16>(), seq in any::<u32>(), ack in any::<u32>(), fl in any::<u8>(), w in any::<u16>(), spi in 1u32.., plen in 0u16..100) {
+                use super::super::super::tcp::{TcpPacket, TcpRepr};
+                use super::super::super::udp::{UdpPacket, UdpRepr};
+                use super::super::super::esp::{EspPacket, EspRepr};
+                let t = TcpRepr { src_port: sp, dst_port: dp, seq_number: seq, ack_number: ack, flags: fl, window: w };
+                let mut b = [0u8; 20];
+                t.emit(&mut b);
+                prop_assert_eq!(TcpRepr::parse(&TcpPacket::new_checked(&b[..]).unwrap()), t);
+                let u = UdpRepr { src_port: sp, dst_port: dp, payload_len: plen };
+                let mut b = vec![0u8; 8 + usize::from(plen)];
+                u.emit(&mut b);
+                prop_assert_eq!(UdpRepr::parse(&UdpPacket::new_checked(&b[..]).unwrap()), u);
+                let e = EspRepr { spi, sequence: seq };
+                let mut b = [0u8; 8];
+                e.emit(&mut b);
+                prop_assert_eq!(EspRepr::parse(&EspPacket::new_checked(&b[..]).unwrap()), e);
+            }
+        }
+    }
+}
