@@ -444,9 +444,19 @@ fn parse_l4(frame: &[u8], start: usize, end: usize, proto: IpProtocol, out: &mut
             out.tcp_flags = t.flags();
         }
         IpProtocol::Udp => {
-            let u = UdpPacket::new_checked(b)?;
-            out.src_port = u.src_port();
-            out.dst_port = u.dst_port();
+            if out.fragment == Fragment::First {
+                // UDP Length covers the whole datagram, not this fragment.
+                if b.len() < super::udp::HEADER_LEN {
+                    return Err(DropReason::UdpTruncated);
+                }
+                let u = UdpPacket::new_unchecked(b);
+                out.src_port = u.src_port();
+                out.dst_port = u.dst_port();
+            } else {
+                let u = UdpPacket::new_checked(b)?;
+                out.src_port = u.src_port();
+                out.dst_port = u.dst_port();
+            }
         }
         IpProtocol::Esp => {
             let e = EspPacket::new_checked(b)?;
@@ -504,8 +514,10 @@ mod tests {
     #[test]
     fn ipv4_fragments() {
         let mut f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Udp(1, 2, vec![0; 8]));
-        // MF set, offset 0: first fragment, L4 parsed.
+        // MF set, offset 0: first fragment, L4 parsed; UDP Length (whole
+        // datagram) may exceed the fragment.
         f[20] = 0x20;
+        f[14 + 20 + 5] = 200;
         let mut ip = super::super::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]);
         ip.fill_checksum();
         let p = parse(&f, &cfg()).unwrap();
