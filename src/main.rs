@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use roamlb::classify::{self, ClassifyArgs};
 use roamlb::config::{Config, DEMO_CONFIG};
+use roamlb::identity::IdentityMode;
 use roamlb::runtime::replay::{replay_config, ReplayFiles};
 use roamlb::runtime::{self, RunOptions, RunReport};
 
@@ -60,6 +62,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what roamlb makes of each packet of a pcap/pcapng capture.
+    Classify {
+        /// Capture file (pcap or pcapng, Ethernet link type).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Identity precedence: default (SPI, HAO, source) or slaac (SPI, HAO, interface ID, source).
+        #[arg(long, default_value = "default")]
+        identity_mode: IdentityMode,
+        /// One JSON object per packet.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a configuration and print the effective settings.
     CheckConfig {
         /// Configuration file (TOML).
@@ -85,6 +99,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Classify { pcap, identity_mode, json } => {
+            let args = ClassifyArgs { pcap, identity_mode, json };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match classify::run(&args, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("roamlb classify: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.to_toml());

@@ -1,0 +1,123 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums are kept in a `u32` accumulator and folded at the end; data is summed
+//! as big-endian 16-bit words with an odd trailing octet padded with zero
+//! (RFC 1071 §4.1). Incremental updates use RFC 1624 eqn. 3,
+//! `HC' = ~(~HC + ~m + m')`, which never produces the -0 (0x0000) ambiguity of
+//! the older RFC 1141 formula. The pseudo-header helpers take the addresses the
+//! caller passes; which address belongs in the pseudo-header (the home address
+//! for a packet with a Home Address option, the final destination for one with
+//! a Routing header) is decided by the parser, see
+//! [`Parsed::pseudo_src_offset`](super::Parsed::pseudo_src_offset).
+
+use super::IpProtocol;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Adds `data` as big-endian 16-bit words into a 32-bit accumulator.
+#[inline]
+pub fn sum(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+        // Fold early enough that the accumulator never overflows.
+        if acc & 0x8000_0000 != 0 {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+    }
+    if let [last] = chunks.remainder() {
+        acc = acc.wrapping_add(u32::from(*last) << 8);
+    }
+    acc
+}
+
+/// Folds a 32-bit accumulator to 16 bits (end-around carry).
+#[inline]
+pub fn fold(mut acc: u32) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The checksum of `data`: the complement of its ones'-complement sum.
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(0, data))
+}
+
+/// Sum of the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768).
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, len: u32) -> u32 {
+    let mut acc = sum(0, &src.octets());
+    acc = sum(acc, &dst.octets());
+    acc + u32::from(u8::from(proto)) + (len & 0xffff) + (len >> 16)
+}
+
+/// Sum of the IPv6 pseudo-header (RFC 8200 §8.1). `src` is the home address
+/// when the packet carries a Home Address option and `dst` the final
+/// destination when it carries a Routing header.
+#[inline]
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: IpProtocol, len: u32) -> u32 {
+    let mut acc = sum(0, &src.octets());
+    acc = sum(acc, &dst.octets());
+    acc + u32::from(u8::from(proto)) + (len & 0xffff) + (len >> 16)
+}
+
+/// RFC 1624 eqn. 3 for one 16-bit word: `old_check` covered `old`, return
+/// the checksum covering `new` instead.
+#[inline]
+pub fn update16(old_check: u16, old: u16, new: u16) -> u16 {
+    let acc = u32::from(!old_check) + u32::from(!old) + u32::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 eqn. 3 over equal-length byte strings (addresses). `old` and
+/// `new` must have the same even length; extra odd octets are ignored.
+#[inline]
+pub fn update_bytes(old_check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = u32::from(!old_check);
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        acc += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        acc += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3 numerical example: 0001 f203 f4f5 f6f7 sums to ddf2.
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(0, &d)), 0xddf2);
+        assert_eq!(checksum(&d), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(fold(sum(0, &[0x12])), 0x1200);
+        assert_eq!(fold(sum(0, &[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn incremental_matches_full_recompute() {
+        let mut d = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let c = checksum(&d);
+        let old = [d[12], d[13], d[14], d[15]];
+        let new = [192, 168, 255, 254];
+        d[12..16].copy_from_slice(&new);
+        assert_eq!(update_bytes(c, &old, &new), checksum(&d));
+        let c2 = checksum(&d);
+        let (o, n) = (u16::from_be_bytes([d[8], d[9]]), 0x3f06);
+        d[8..10].copy_from_slice(&0x3f06u16.to_be_bytes());
+        assert_eq!(update16(c2, o, n), checksum(&d));
+    }
+
+    #[test]
+    fn update_of_all_ones_word() {
+        // RFC 1624 §4 example: the eqn. 3 result is never -0 where +0 is right.
+        assert_eq!(update16(0xdd2f, 0x5555, 0x3285), !fold(u32::from(!0xdd2fu16) + u32::from(!0x5555u16) + 0x3285));
+    }
+}
