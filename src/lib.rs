@@ -2,3 +2,5 @@
 //!
 //! Everything that touches DPDK goes through the `dpdk` crate; the modules of
 //! this crate are declared below as they land.
+
+pub mod dataplane;
