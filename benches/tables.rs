@@ -3,7 +3,7 @@
 //! and the bucket map. Figures are ns per operation; see docs/tables.md.
 #![forbid(unsafe_code)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use roamlb::dataplane::buckets::BucketMap;
 use roamlb::dataplane::scheduler::{Backend, BackendSet, Policy, Scheduler};
 use roamlb::dataplane::table::Table;
@@ -97,38 +97,57 @@ fn table_benches(c: &mut Criterion) {
                 })
             });
         }
-        // A sweep step over a table where nothing expires: cost per slot.
-        g.bench_function("expire_scan_per_slot", |b| {
-            b.iter(|| black_box(t.expire(2, 1, |_| {})))
+        // Prefetch-by-touch: touch the home slots of a burst of 32, then
+        // look them up; ns per key.
+        let mut j = 0usize;
+        g.throughput(Throughput::Elements(32));
+        g.bench_function("lookup_hit_burst32_touch", |b| {
+            b.iter(|| {
+                if j + 32 > probe.len() {
+                    j = 0;
+                }
+                let burst = &probe[j..j + 32];
+                j += 32;
+                let mut sink = 0u64;
+                for (h, _) in burst {
+                    sink ^= t.touch(*h);
+                }
+                black_box(sink);
+                for (h, k) in burst {
+                    black_box(t.lookup(*h, k, 1).map(|e| e.value()));
+                }
+            })
+        });
+        // Sweep steps over a table where nothing expires: cost per slot.
+        g.throughput(Throughput::Elements(4096));
+        g.bench_function("expire_scan_4096_slots", |b| {
+            b.iter(|| black_box(t.expire(2, 4096, |_| {})))
         });
         g.finish();
     }
 
-    // Expiry of 1M entries: fill with short lifetimes, time full sweeps
-    // until all are gone; ns per removed entry (scan of the 2^21 slots
-    // included).
+    // Expiry of 1M entries: fill with short lifetimes (untimed), time full
+    // sweeps until all are gone. One iteration = 1M removals over 2^21 slots.
     let mut g = c.benchmark_group("table/1M");
     g.sample_size(10);
-    g.bench_function("expire_sweep_per_entry", |b| {
+    g.throughput(Throughput::Elements(MILLION));
+    let mut t: Table<Key20, u32> = Table::with_capacity(1_000_000).expect("table");
+    g.bench_function("expire_sweep_1M_entries", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
-            let mut left = iters;
-            let mut t: Table<Key20, u32> = Table::with_capacity(1_000_000).expect("table");
-            while left > 0 {
-                let chunk = left.min(MILLION);
-                for i in 0..chunk {
+            for _ in 0..iters {
+                for i in 0..MILLION {
                     let (h, k) = key(i);
                     t.insert(h, k, 0, 5, 0).expect("room");
                 }
                 let t0 = Instant::now();
                 let mut gone = 0u64;
-                while gone < chunk {
+                while gone < MILLION {
                     gone += t.expire(10, t.slots(), |e| {
                         black_box(e.value());
                     }) as u64;
                 }
                 total += t0.elapsed();
-                left -= chunk;
             }
             total
         })

@@ -122,6 +122,8 @@ pub struct BackendSet {
     backends: Box<[Backend]>,
     active_group: Option<u8>,
     active: Box<[BackendIndex]>,
+    /// Weights of `active`, same order (one dense array for the O(n) picks).
+    active_weights: Box<[u32]>,
     maglev: Option<Maglev>,
 }
 
@@ -163,6 +165,10 @@ impl BackendSet {
             // The length was checked against `BackendIndex::MAX` above.
             .filter_map(|(i, _)| BackendIndex::try_from(i).ok())
             .collect();
+        let active_weights = active
+            .iter()
+            .map(|&i| backends[usize::from(i)].weight)
+            .collect();
         let maglev = match policy {
             Policy::Maglev => {
                 let names: Vec<([u8; 16], u32)> = backends
@@ -179,6 +185,7 @@ impl BackendSet {
             backends: backends.into_boxed_slice(),
             active_group,
             active,
+            active_weights,
             maglev,
         }))
     }
@@ -328,25 +335,25 @@ impl Scheduler {
     }
 
     /// nginx smooth weighted round robin (`ngx_http_upstream_get_peer`).
+    /// `wrr_current` is indexed by position in the active list.
     fn pick_wrr(&mut self) -> Option<BackendIndex> {
         let set = &*self.set;
         let mut total = 0i64;
-        let mut best: Option<BackendIndex> = None;
+        let mut best = usize::MAX;
         let mut best_cur = i64::MIN;
-        for &i in set.active.iter() {
-            let w = i64::from(set.backends[usize::from(i)].weight);
-            let cur = &mut self.wrr_current[usize::from(i)];
+        let n = set.active_weights.len().min(self.wrr_current.len());
+        for (k, (cur, &w)) in self.wrr_current[..n].iter_mut().zip(set.active_weights.iter()).enumerate() {
+            let w = i64::from(w);
             *cur += w;
             total += w;
             if *cur > best_cur {
                 best_cur = *cur;
-                best = Some(i);
+                best = k;
             }
         }
-        if let Some(b) = best {
-            self.wrr_current[usize::from(b)] -= total;
-        }
-        best
+        let cur = self.wrr_current.get_mut(best)?;
+        *cur -= total;
+        set.active.get(best).copied()
     }
 
     /// Fewest sessions per unit of weight; the scan starts at a hash-chosen
@@ -358,16 +365,18 @@ impl Scheduler {
             return None;
         }
         let start = (hash % n as u64) as usize;
-        let mut best = set.active[start];
-        for k in 1..n {
-            let i = set.active[(start + k) % n];
-            let (ci, wi) = (u64::from(self.counts[usize::from(i)]), u64::from(set.backends[usize::from(i)].weight));
-            let (cb, wb) = (u64::from(self.counts[usize::from(best)]), u64::from(set.backends[usize::from(best)].weight));
+        let count = |i: BackendIndex| u64::from(self.counts.get(usize::from(i)).copied().unwrap_or(u32::MAX));
+        let mut best = start;
+        let (mut cb, mut wb) = (count(set.active[start]), u64::from(set.active_weights[start]));
+        for k in (start + 1..n).chain(0..start) {
+            let (ci, wi) = (count(set.active[k]), u64::from(set.active_weights[k]));
+            // ci / wi < cb / wb, weights > 0 for active members.
             if ci * wb < cb * wi {
-                best = i;
+                best = k;
+                (cb, wb) = (ci, wi);
             }
         }
-        Some(best)
+        Some(set.active[best])
     }
 
     /// A session was created on `backend` (table insert).
