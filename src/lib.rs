@@ -2,7 +2,8 @@
 //!
 //! The crate is laid out the way the appliance is built: [`packet`] parses
 //! and rewrites frames without DPDK, and [`identity`] derives the mobile
-//! identity from them; [`config`] is the validated, immutable configuration;
+//! identity from them; [`dataplane`] holds the per-core tables, schedulers
+//! and shard map; [`config`] is the validated, immutable configuration;
 //! [`runtime`] brings up the EAL, pools and ports and runs one poll loop per
 //! worker lcore plus the management loop on the main lcore; [`mgmt`] holds
 //! what the management core does (counter aggregation, metrics);
@@ -11,6 +12,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod dataplane;
 pub mod identity;
 pub mod mgmt;
 pub mod packet;

@@ -1,0 +1,1153 @@
+//! Fixed-capacity session table with bounded-work expiry.
+//!
+//! One table per worker core, owned exclusively by that core: no atomics, no
+//! locks, and no allocation after [`Table::with_capacity`]. The caller hashes
+//! the key (keyed 64-bit hash of the mobile identity); the table uses the
+//! **low** bits of that hash for its home slot, while the bucket map
+//! ([`super::buckets`]) uses the **high** bits, so both stay uniform.
+//!
+//! **Layout: Robin Hood open addressing with linear probing and backward-shift
+//! deletion.** It was chosen over a bucketized cuckoo table because it needs
+//! no kick-out loop on insert (a cuckoo insert into a 90 % full table can walk
+//! hundreds of displacements and still fail), its worst-case probe length is
+//! short and predictable (Robin Hood keeps the variance of displacement low),
+//! and backward-shift deletion leaves no tombstones, so a table that churns
+//! through millions of short mobile sessions never degrades or needs a rehash.
+//! The full 64-bit hash of every slot lives in a separate dense array
+//! (`hashes`, 0 = empty): a probe reads eight hashes per cache line and touches
+//! the 40-byte entry only on a full-hash match; the stored hash also gives the
+//! bucket of every entry for export, with no rehashing of keys.
+//! The slot count is a power of two and at most 7/8 of it is ever used
+//! ([`Table::capacity`]), which keeps the mean probe length around four slots
+//! and the memory per session under the 64-byte goal (see
+//! [`Table::bytes_per_session`]: 54.9 bytes for a 20-byte key and a `u32`
+//! value).
+//!
+//! **Expiry is an incremental sweep**, not a timer wheel: a cursor walks the
+//! slots, `budget` slots per [`Table::expire`] call, and removes what has
+//! expired. A timer wheel would need per-entry links that every Robin Hood
+//! shift would have to patch, and a relink on every packet (traffic refreshes
+//! the lifetime). The sweep costs nothing per packet, bounded work per call,
+//! and no memory; an entry is detected at most `slots / budget` calls after it
+//! expired, and [`Table::lookup`] already treats an expired entry as absent,
+//! so late detection never revives a session. A full table refuses new keys
+//! ([`TableFull`]) but first reclaims expired, not yet swept, entries near the
+//! new key's home slot; those are handed to the caller by the next
+//! [`Table::expire`] call, so every removal is seen exactly once (per-backend
+//! session counts stay right).
+//!
+//! Time is a caller-provided coarse tick (`u32`, seconds or milliseconds) and
+//! compared with wrapping arithmetic, so lifetimes must stay below 2^31 ticks.
+//! Every entry carries a replication `version` (bumped by every change of value
+//! or flags, not by a refresh) and small `flags`; [`Table::export`] and
+//! [`Table::import`] move the entries of one bucket between cores or members.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+/// The table's one error: no room for a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// Every usable slot holds a live entry; the table never evicts one.
+    #[error("session table full ({capacity} live entries); raise the table capacity or shorten lifetimes")]
+    Full {
+        /// The table's capacity in entries.
+        capacity: usize,
+    },
+    /// The requested capacity cannot be allocated as a power-of-two slot count.
+    #[error("session table capacity {requested} is too large")]
+    CapacityTooLarge {
+        /// What was asked for.
+        requested: usize,
+    },
+}
+
+/// Short name used in signatures: the only error an insert can return.
+pub type TableFull = TableError;
+
+/// Private marker whose unused values give `Option<Entry>` a niche, so an
+/// empty slot costs no extra byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Live {
+    Yes = 1,
+}
+
+/// One session entry. Fields are private so that every change of value or
+/// flags bumps the replication version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Entry<K, V> {
+    key: K,
+    value: V,
+    expires: u32,
+    lifetime: u32,
+    version: u32,
+    flags: u8,
+    live: Live,
+}
+
+impl<K, V: Copy> Entry<K, V> {
+    /// The key.
+    #[inline]
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+    /// The value (e.g. backend index).
+    #[inline]
+    pub fn value(&self) -> V {
+        self.value
+    }
+    /// Replaces the value and bumps the version.
+    #[inline]
+    pub fn set_value(&mut self, value: V) {
+        self.value = value;
+        self.version = self.version.wrapping_add(1);
+    }
+    /// Tick at which the entry expires unless refreshed.
+    #[inline]
+    pub fn expires(&self) -> u32 {
+        self.expires
+    }
+    /// Lifetime in ticks added on every refresh.
+    #[inline]
+    pub fn lifetime(&self) -> u32 {
+        self.lifetime
+    }
+    /// Changes the lifetime (and the expiry, from `now`); bumps the version.
+    #[inline]
+    pub fn set_lifetime(&mut self, lifetime: u32, now: u32) {
+        self.lifetime = lifetime;
+        self.expires = now.wrapping_add(lifetime);
+        self.version = self.version.wrapping_add(1);
+    }
+    /// Replication version, bumped on every change.
+    #[inline]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// Caller-defined flags.
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+    /// Replaces the flags and bumps the version.
+    #[inline]
+    pub fn set_flags(&mut self, flags: u8) {
+        self.flags = flags;
+        self.version = self.version.wrapping_add(1);
+    }
+    /// Ticks left at `now` (0 once expired).
+    #[inline]
+    pub fn remaining(&self, now: u32) -> u32 {
+        if is_expired(self.expires, now) {
+            0
+        } else {
+            self.expires.wrapping_sub(now)
+        }
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Entry<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key)
+            .field("value", &self.value)
+            .field("expires", &self.expires)
+            .field("lifetime", &self.lifetime)
+            .field("version", &self.version)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+/// An entry as it travels between cores or members (hand-over, replication):
+/// expiry is relative (`remaining` ticks) because clocks differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported<K, V> {
+    /// The caller's 64-bit hash of the key.
+    pub hash: u64,
+    /// The key.
+    pub key: K,
+    /// The value.
+    pub value: V,
+    /// Ticks left before expiry at export time.
+    pub remaining: u32,
+    /// Lifetime added on every refresh.
+    pub lifetime: u32,
+    /// Replication version.
+    pub version: u32,
+    /// Flags.
+    pub flags: u8,
+}
+
+/// What [`Table::import`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// The key was new.
+    Inserted,
+    /// The key existed with an older version and was overwritten.
+    Updated,
+    /// The key existed with the same or a newer version; nothing changed.
+    Stale,
+}
+
+/// Entries reclaimed by a full-table insert, kept until the next `expire`.
+const RECLAIM_MAX: usize = 32;
+/// How far past the home slot a full-table insert looks for expired entries.
+const RECLAIM_WINDOW: usize = 64;
+/// Usable fraction of the slots: `USE_NUM / USE_DEN`.
+const USE_NUM: usize = 7;
+const USE_DEN: usize = 8;
+
+#[inline]
+fn is_expired(expires: u32, now: u32) -> bool {
+    // Wrapping comparison: expired once `now` reached `expires`.
+    (now.wrapping_sub(expires) as i32) >= 0
+}
+
+/// Empty slots hold hash 0, so a real hash of 0 is stored as 1 (the key
+/// comparison keeps that collision harmless).
+#[inline]
+fn canon(hash: u64) -> u64 {
+    if hash == 0 {
+        1
+    } else {
+        hash
+    }
+}
+
+/// Fixed-capacity session table; see the module documentation.
+pub struct Table<K, V> {
+    hashes: Box<[u64]>,
+    entries: Box<[Option<Entry<K, V>>]>,
+    mask: usize,
+    len: usize,
+    capacity: usize,
+    cursor: usize,
+    /// Entries removed by insert-time reclaim, delivered by the next `expire`.
+    reclaimed: Vec<Entry<K, V>>,
+    /// Bumped whenever a removal moved other entries backwards; an
+    /// incremental export restarts when it changes.
+    shifts: u64,
+}
+
+impl<K, V> fmt::Debug for Table<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity)
+            .field("slots", &self.hashes.len())
+            .finish()
+    }
+}
+
+impl<K: Copy + Eq, V: Copy> Table<K, V> {
+    /// Allocates a table for at least `n` live entries (at least 7). All the
+    /// memory the table will ever use is allocated here.
+    pub fn with_capacity(n: usize) -> Result<Self, TableError> {
+        let need = n
+            .max(7)
+            .checked_mul(USE_DEN)
+            .map(|x| x.div_ceil(USE_NUM))
+            .and_then(usize::checked_next_power_of_two)
+            .filter(|s| *s <= (1usize << 40))
+            .ok_or(TableError::CapacityTooLarge { requested: n })?;
+        let slots = need;
+        Ok(Self {
+            hashes: vec![0u64; slots].into_boxed_slice(),
+            entries: vec![None; slots].into_boxed_slice(),
+            mask: slots - 1,
+            len: 0,
+            capacity: slots / USE_DEN * USE_NUM,
+            cursor: 0,
+            reclaimed: Vec::with_capacity(RECLAIM_MAX),
+            shifts: 0,
+        })
+    }
+
+    /// Live plus expired-but-not-yet-swept entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the table holds no entry.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of entries (7/8 of the slots; at least what was asked).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of slots (a power of two).
+    #[inline]
+    pub fn slots(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Table memory per session at full capacity: slot arrays divided by
+    /// [`Table::capacity`].
+    pub fn bytes_per_session(&self) -> f64 {
+        Self::slot_bytes() as f64 * self.slots() as f64 / self.capacity as f64
+    }
+
+    /// Bytes per slot: one entry slot plus its stored hash.
+    pub const fn slot_bytes() -> usize {
+        core::mem::size_of::<Option<Entry<K, V>>>() + core::mem::size_of::<u64>()
+    }
+
+    /// Total bytes of the table's arrays (excluding the small fixed header).
+    pub fn memory_bytes(&self) -> usize {
+        self.slots() * Self::slot_bytes()
+            + RECLAIM_MAX * core::mem::size_of::<Entry<K, V>>()
+    }
+
+    /// Bumped whenever a removal shifted other entries backwards.
+    #[inline]
+    pub fn shift_epoch(&self) -> u64 {
+        self.shifts
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        (hash as usize) & self.mask
+    }
+
+    #[inline]
+    fn dist(&self, slot: usize, hash: u64) -> usize {
+        slot.wrapping_sub(self.home(hash)) & self.mask
+    }
+
+    /// Slot holding `key`, live or expired.
+    #[inline]
+    fn find(&self, hash: u64, key: &K) -> Option<usize> {
+        let mut i = self.home(hash);
+        let mut d = 0usize;
+        loop {
+            let h = self.hashes[i];
+            if h == 0 || self.dist(i, h) < d || d > self.mask {
+                return None;
+            }
+            if h == hash {
+                if let Some(e) = &self.entries[i] {
+                    if e.key == *key {
+                        return Some(i);
+                    }
+                }
+            }
+            i = (i + 1) & self.mask;
+            d += 1;
+        }
+    }
+
+    /// Finds a live entry and refreshes its expiry to `now + lifetime`.
+    /// An expired entry is treated as absent.
+    #[inline]
+    pub fn lookup(&mut self, hash: u64, key: &K, now: u32) -> Option<&mut Entry<K, V>> {
+        let hash = canon(hash);
+        let i = self.find(hash, key)?;
+        let e = self.entries[i].as_mut()?;
+        if is_expired(e.expires, now) {
+            return None;
+        }
+        e.expires = now.wrapping_add(e.lifetime);
+        Some(e)
+    }
+
+    /// Finds a live entry without refreshing it.
+    #[inline]
+    pub fn get(&self, hash: u64, key: &K, now: u32) -> Option<&Entry<K, V>> {
+        let hash = canon(hash);
+        let i = self.find(hash, key)?;
+        self.entries[i].as_ref().filter(|e| !is_expired(e.expires, now))
+    }
+
+    /// Inserts `key -> value` with `lifetime` ticks from `now`.
+    ///
+    /// A live entry with the same key is updated in place (value replaced,
+    /// expiry refreshed, version bumped). An expired one is replaced by a new
+    /// session whose version continues from the old one; the old entry is
+    /// delivered by the next [`Table::expire`]. A full table first reclaims
+    /// expired entries near the key's home slot and otherwise refuses.
+    pub fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        lifetime: u32,
+        now: u32,
+    ) -> Result<&mut Entry<K, V>, TableFull> {
+        let hash = canon(hash);
+        if let Some(i) = self.find(hash, &key) {
+            let expired = match &self.entries[i] {
+                Some(e) => is_expired(e.expires, now),
+                None => false,
+            };
+            if expired {
+                if self.reclaimed.len() == RECLAIM_MAX {
+                    return Err(TableError::Full { capacity: self.capacity });
+                }
+                if let Some(old) = self.entries[i] {
+                    self.reclaimed.push(old);
+                }
+            }
+            let Some(e) = self.entries[i].as_mut() else {
+                return Err(TableError::Full { capacity: self.capacity });
+            };
+            e.value = value;
+            e.lifetime = lifetime;
+            e.expires = now.wrapping_add(lifetime);
+            e.version = e.version.wrapping_add(1);
+            if expired {
+                e.flags = 0;
+            }
+            return Ok(e);
+        }
+        if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
+            return Err(TableError::Full { capacity: self.capacity });
+        }
+        let entry = Entry {
+            key,
+            value,
+            expires: now.wrapping_add(lifetime),
+            lifetime,
+            version: 1,
+            flags: 0,
+            live: Live::Yes,
+        };
+        let i = self.place(hash, entry);
+        match self.entries[i].as_mut() {
+            Some(e) => Ok(e),
+            None => Err(TableError::Full { capacity: self.capacity }),
+        }
+    }
+
+    /// Robin Hood placement of a key known to be absent; returns its slot.
+    fn place(&mut self, hash: u64, entry: Entry<K, V>) -> usize {
+        let mut carry_hash = hash;
+        let mut carry = Some(entry);
+        let mut i = self.home(hash);
+        let mut d = 0usize;
+        let mut placed_at = usize::MAX;
+        loop {
+            let h = self.hashes[i];
+            if h == 0 {
+                self.hashes[i] = carry_hash;
+                self.entries[i] = carry;
+                if placed_at == usize::MAX {
+                    placed_at = i;
+                }
+                self.len += 1;
+                return placed_at;
+            }
+            let ed = self.dist(i, h);
+            if ed < d {
+                // Rich slot: the carried entry takes it, the old one moves on.
+                core::mem::swap(&mut self.hashes[i], &mut carry_hash);
+                core::mem::swap(&mut self.entries[i], &mut carry);
+                if placed_at == usize::MAX {
+                    placed_at = i;
+                }
+                d = ed;
+            }
+            i = (i + 1) & self.mask;
+            d += 1;
+        }
+    }
+
+    /// Removes slot `i` by backward shift and returns its entry.
+    fn remove_at(&mut self, i: usize) -> Option<Entry<K, V>> {
+        let out = self.entries[i].take();
+        let mut j = i;
+        let mut moved = false;
+        loop {
+            let n = (j + 1) & self.mask;
+            let h = self.hashes[n];
+            if h == 0 || self.dist(n, h) == 0 {
+                self.hashes[j] = 0;
+                self.entries[j] = None;
+                break;
+            }
+            self.hashes[j] = h;
+            self.entries[j] = self.entries[n].take();
+            moved = true;
+            j = n;
+        }
+        if moved {
+            self.shifts = self.shifts.wrapping_add(1);
+        }
+        self.len -= 1;
+        out
+    }
+
+    /// Removes expired entries in the probe window of `hash` into the
+    /// reclaim buffer; returns how many.
+    fn reclaim_near(&mut self, hash: u64, now: u32) -> usize {
+        let mut freed = 0;
+        let mut i = self.home(hash);
+        let mut seen = 0;
+        while seen < RECLAIM_WINDOW && self.reclaimed.len() < RECLAIM_MAX {
+            if self.hashes[i] == 0 {
+                break;
+            }
+            let expired = self.entries[i]
+                .as_ref()
+                .is_some_and(|e| is_expired(e.expires, now));
+            if expired {
+                if let Some(e) = self.remove_at(i) {
+                    self.reclaimed.push(e);
+                    freed += 1;
+                }
+                // The slot now holds the next entry of the cluster (or is empty).
+            } else {
+                i = (i + 1) & self.mask;
+            }
+            seen += 1;
+        }
+        freed
+    }
+
+    /// Removes `key` (live or expired) and returns its entry.
+    pub fn remove(&mut self, hash: u64, key: &K) -> Option<Entry<K, V>> {
+        let hash = canon(hash);
+        let i = self.find(hash, key)?;
+        self.remove_at(i)
+    }
+
+    /// Incremental expiry sweep: examines at most `budget` slots from the
+    /// sweep cursor, removes the expired entries and hands each removed entry
+    /// to `on_expired` (first any entries reclaimed by inserts). Returns the
+    /// number of entries removed. Calling it with `budget = slots() / N`
+    /// every tick sweeps the whole table every `N` ticks.
+    pub fn expire(
+        &mut self,
+        now: u32,
+        budget: usize,
+        mut on_expired: impl FnMut(&Entry<K, V>),
+    ) -> usize {
+        let mut removed = 0;
+        for e in self.reclaimed.drain(..) {
+            on_expired(&e);
+            removed += 1;
+        }
+        // A lap examines every slot once plus once more per removal, so two
+        // laps bound any call (even `budget = usize::MAX`).
+        let budget = budget.min(self.slots().saturating_mul(2));
+        let mut work = 0;
+        while work < budget {
+            work += 1;
+            let i = self.cursor;
+            let expired = self.hashes[i] != 0
+                && self.entries[i]
+                    .as_ref()
+                    .is_some_and(|e| is_expired(e.expires, now));
+            if expired {
+                if let Some(e) = self.remove_at(i) {
+                    on_expired(&e);
+                    removed += 1;
+                }
+                // Slot `i` may now hold a shifted entry: look at it again.
+                // A shift can wrap an entry from slot 0 to the last slot; it
+                // is then seen on the next lap.
+            } else {
+                self.cursor = (i + 1) & self.mask;
+            }
+        }
+        removed
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.hashes.fill(0);
+        self.entries.fill(None);
+        self.len = 0;
+        self.cursor = 0;
+        self.reclaimed.clear();
+        self.shifts = self.shifts.wrapping_add(1);
+    }
+
+    /// Every entry (live or expired) with its hash, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Entry<K, V>)> + '_ {
+        self.hashes
+            .iter()
+            .zip(self.entries.iter())
+            .filter_map(|(h, e)| e.as_ref().map(|e| (*h, e)))
+    }
+
+    /// Incremental export: examines up to `budget` slots from `*cursor`,
+    /// passes every live entry whose hash satisfies `want` (e.g. "falls in
+    /// bucket b") to `out`, and advances `*cursor`. Returns true when the end
+    /// of the table was reached. Start with `*cursor = 0`; if
+    /// [`Table::shift_epoch`] changed between calls, a removal may have moved
+    /// an unvisited entry behind the cursor: restart (import is idempotent
+    /// by version, so repeats are harmless). Exporting in one call
+    /// (`budget = usize::MAX`) is always exact.
+    pub fn export(
+        &self,
+        cursor: &mut usize,
+        budget: usize,
+        now: u32,
+        mut want: impl FnMut(u64) -> bool,
+        mut out: impl FnMut(Exported<K, V>),
+    ) -> bool {
+        let slots = self.slots();
+        let end = cursor.saturating_add(budget).min(slots);
+        for i in *cursor..end {
+            let h = self.hashes[i];
+            if h == 0 || !want(h) {
+                continue;
+            }
+            if let Some(e) = &self.entries[i] {
+                if !is_expired(e.expires, now) {
+                    out(Exported {
+                        hash: h,
+                        key: e.key,
+                        value: e.value,
+                        remaining: e.expires.wrapping_sub(now),
+                        lifetime: e.lifetime,
+                        version: e.version,
+                        flags: e.flags,
+                    });
+                }
+            }
+        }
+        *cursor = end;
+        end == slots
+    }
+
+    /// Imports an exported entry: inserts a new key, overwrites an existing
+    /// one only if the incoming version is newer (an expired local entry
+    /// always loses). Refuses when full, like [`Table::insert`].
+    pub fn import(&mut self, x: &Exported<K, V>, now: u32) -> Result<Imported, TableFull> {
+        let hash = canon(x.hash);
+        if let Some(i) = self.find(hash, &x.key) {
+            if let Some(e) = self.entries[i].as_mut() {
+                let newer = (x.version.wrapping_sub(e.version) as i32) > 0;
+                if newer || is_expired(e.expires, now) {
+                    e.value = x.value;
+                    e.lifetime = x.lifetime;
+                    e.expires = now.wrapping_add(x.remaining);
+                    e.version = x.version;
+                    e.flags = x.flags;
+                    return Ok(Imported::Updated);
+                }
+                return Ok(Imported::Stale);
+            }
+        }
+        if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
+            return Err(TableError::Full { capacity: self.capacity });
+        }
+        self.place(
+            hash,
+            Entry {
+                key: x.key,
+                value: x.value,
+                expires: now.wrapping_add(x.remaining),
+                lifetime: x.lifetime,
+                version: x.version,
+                flags: x.flags,
+                live: Live::Yes,
+            },
+        );
+        Ok(Imported::Inserted)
+    }
+
+    /// Mean and maximum displacement (probe length - 1) of the entries:
+    /// the cost model of a lookup, for status pages and tests.
+    pub fn displacement(&self) -> (f64, usize) {
+        let (mut sum, mut max) = (0usize, 0usize);
+        for (i, &h) in self.hashes.iter().enumerate() {
+            if h != 0 {
+                let d = self.dist(i, h);
+                sum += d;
+                max = max.max(d);
+            }
+        }
+        (sum as f64 / self.len.max(1) as f64, max)
+    }
+
+    /// Loads the cache lines of `hash`'s home slot (its stored hash and its
+    /// entry) and returns a value derived from them. Safe Rust has no
+    /// prefetch instruction, but independent loads overlap: touching the
+    /// home slots of a whole burst first, then looking the keys up, keeps up
+    /// to a dozen cache misses in flight instead of one. Pass the folded
+    /// results to `core::hint::black_box` so the loads are not optimised
+    /// away.
+    #[inline]
+    pub fn touch(&self, hash: u64) -> u64 {
+        let i = self.home(canon(hash));
+        let e = match &self.entries[i] {
+            Some(e) => u64::from(e.expires),
+            None => 0,
+        };
+        self.hashes[i] ^ e
+    }
+
+    /// Checks the Robin Hood invariants (tests and debug assertions).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut n = 0;
+        for i in 0..self.slots() {
+            let h = self.hashes[i];
+            assert_eq!(h == 0, self.entries[i].is_none(), "slot {i}");
+            if h != 0 {
+                n += 1;
+                // Every slot between home and i is occupied, and
+                // displacement grows by at most one per slot.
+                let d = self.dist(i, h);
+                for k in 1..=d {
+                    let j = i.wrapping_sub(k) & self.mask;
+                    assert_ne!(self.hashes[j], 0, "hole in the probe path of slot {i}");
+                }
+                let prev = i.wrapping_sub(1) & self.mask;
+                if self.hashes[prev] != 0 {
+                    assert!(d <= self.dist(prev, self.hashes[prev]) + 1);
+                }
+            }
+        }
+        assert_eq!(n, self.len);
+        assert!(self.len <= self.capacity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// The session key of the memory goal: service u16 plus an 18-byte
+    /// identity image (SPI / IPv6 home address / interface id / source).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Key20 {
+        service: u16,
+        id: [u8; 18],
+    }
+
+    fn key(n: u64) -> Key20 {
+        let mut id = [0u8; 18];
+        id[..8].copy_from_slice(&n.to_le_bytes());
+        Key20 { service: 80, id }
+    }
+
+    /// splitmix64: a good stand-in for the caller's keyed hash.
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn memory_per_session_is_under_64_bytes() {
+        assert_eq!(core::mem::size_of::<Key20>(), 20);
+        // The niche of `Live` makes an empty slot free.
+        assert_eq!(
+            core::mem::size_of::<Option<Entry<Key20, u32>>>(),
+            core::mem::size_of::<Entry<Key20, u32>>()
+        );
+        assert_eq!(core::mem::size_of::<Entry<Key20, u32>>(), 40);
+        assert_eq!(Table::<Key20, u32>::slot_bytes(), 48);
+        let t = Table::<Key20, u32>::with_capacity(1 << 20).unwrap();
+        let bps = t.bytes_per_session();
+        // 48 bytes/slot at 7/8 load = 54.86 bytes per session.
+        assert!(bps <= 64.0, "{bps} bytes per session");
+        assert!((bps - 48.0 * 8.0 / 7.0).abs() < 0.01, "{bps}");
+        assert!(t.capacity() >= 1 << 20);
+        let whole = t.memory_bytes() as f64 / t.capacity() as f64;
+        assert!(whole <= 64.0, "{whole}");
+    }
+
+    #[test]
+    fn probe_lengths_stay_short_at_full_load() {
+        let mut t = Table::<u64, u32>::with_capacity(1 << 16).unwrap();
+        let cap = t.capacity() as u64;
+        for n in 0..cap {
+            t.insert(mix(n), n, 0, 10, 0).unwrap();
+        }
+        assert_eq!(t.len(), t.capacity());
+        let (mean, max) = t.displacement();
+        eprintln!("displacement at 7/8 load: mean {mean:.2}, max {max}");
+        assert!(mean < 5.0 && max < 128, "mean {mean}, max {max}");
+        assert_ne!(t.touch(mix(1)), 0);
+    }
+
+    #[test]
+    fn capacity_is_rounded_up_and_respected() {
+        let t = Table::<u64, u32>::with_capacity(1000).unwrap();
+        assert_eq!(t.slots(), 2048);
+        assert_eq!(t.capacity(), 1792);
+        let t = Table::<u64, u32>::with_capacity(0).unwrap();
+        assert_eq!(t.slots(), 8);
+        assert_eq!(t.capacity(), 7);
+        assert!(Table::<u64, u32>::with_capacity(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut t = Table::with_capacity(100).unwrap();
+        for n in 0..100u64 {
+            let e = t.insert(mix(n), key(n), n as u32, 30, 0).unwrap();
+            assert_eq!(e.version(), 1);
+            assert_eq!(e.expires(), 30);
+        }
+        assert_eq!(t.len(), 100);
+        t.check_invariants();
+        for n in 0..100u64 {
+            let e = t.lookup(mix(n), &key(n), 10).unwrap();
+            assert_eq!(e.value(), n as u32);
+            assert_eq!(e.expires(), 40, "lookup refreshes");
+        }
+        assert!(t.lookup(mix(1000), &key(1000), 10).is_none());
+        for n in (0..100u64).step_by(2) {
+            assert_eq!(t.remove(mix(n), &key(n)).unwrap().value(), n as u32);
+            assert!(t.remove(mix(n), &key(n)).is_none());
+        }
+        t.check_invariants();
+        assert_eq!(t.len(), 50);
+        for n in 0..100u64 {
+            assert_eq!(t.get(mix(n), &key(n), 10).is_some(), n % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn same_hash_different_keys() {
+        let mut t = Table::with_capacity(16).unwrap();
+        for n in 0..10u64 {
+            t.insert(42, key(n), n as u32, 10, 0).unwrap();
+        }
+        t.check_invariants();
+        for n in 0..10u64 {
+            assert_eq!(t.lookup(42, &key(n), 0).unwrap().value(), n as u32);
+        }
+        t.remove(42, &key(3)).unwrap();
+        t.check_invariants();
+        assert!(t.lookup(42, &key(3), 0).is_none());
+        assert_eq!(t.lookup(42, &key(9), 0).unwrap().value(), 9);
+    }
+
+    #[test]
+    fn hash_zero_is_usable() {
+        let mut t = Table::with_capacity(8).unwrap();
+        t.insert(0, key(0), 7, 10, 0).unwrap();
+        t.insert(1, key(1), 8, 10, 0).unwrap();
+        assert_eq!(t.lookup(0, &key(0), 0).unwrap().value(), 7);
+        assert_eq!(t.lookup(1, &key(1), 0).unwrap().value(), 8);
+        t.check_invariants();
+    }
+
+    #[test]
+    fn version_bumps_on_change_not_on_refresh() {
+        let mut t = Table::with_capacity(8).unwrap();
+        t.insert(5, key(5), 1, 10, 0).unwrap();
+        assert_eq!(t.lookup(5, &key(5), 1).unwrap().version(), 1);
+        let e = t.lookup(5, &key(5), 2).unwrap();
+        e.set_value(2);
+        assert_eq!(e.version(), 2);
+        e.set_flags(0b101);
+        assert_eq!(e.version(), 3);
+        assert_eq!(e.flags(), 0b101);
+        // Insert over a live key updates in place.
+        let e = t.insert(5, key(5), 9, 20, 3).unwrap();
+        assert_eq!((e.value(), e.version(), e.expires(), e.flags()), (9, 4, 23, 0b101));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn full_table_refuses_and_never_evicts_live() {
+        let mut t = Table::with_capacity(7).unwrap();
+        for n in 0..7u64 {
+            t.insert(mix(n), key(n), 0, 100, 0).unwrap();
+        }
+        assert_eq!(
+            t.insert(mix(99), key(99), 0, 100, 50).unwrap_err(),
+            TableError::Full { capacity: 7 }
+        );
+        for n in 0..7u64 {
+            assert!(t.get(mix(n), &key(n), 50).is_some());
+        }
+        // An existing key can still be updated.
+        assert!(t.insert(mix(3), key(3), 1, 100, 50).is_ok());
+        t.check_invariants();
+    }
+
+    #[test]
+    fn full_table_reclaims_expired_and_reports_them() {
+        let mut t = Table::with_capacity(7).unwrap();
+        for n in 0..7u64 {
+            // Same home slot for all, so the reclaim window covers them.
+            t.insert(8 * n, key(n), n as u32, if n == 4 { 5 } else { 100 }, 0)
+                .unwrap();
+        }
+        // At tick 10 key 4 has expired but was never swept.
+        let e = t.insert(8 * 99, key(99), 99, 100, 10).unwrap();
+        assert_eq!(e.value(), 99);
+        assert_eq!(t.len(), 7);
+        t.check_invariants();
+        let mut seen = vec![];
+        let n = t.expire(10, 0, |e| seen.push(e.value()));
+        assert_eq!((n, seen), (1, vec![4]));
+    }
+
+    #[test]
+    fn expired_entry_is_absent_and_reinsert_continues_version() {
+        let mut t = Table::with_capacity(8).unwrap();
+        t.insert(3, key(3), 1, 10, 0).unwrap();
+        assert!(t.lookup(3, &key(3), 9).is_some()); // refreshed to 19
+        assert!(t.lookup(3, &key(3), 19).is_none());
+        assert!(t.get(3, &key(3), 19).is_none());
+        let e = t.insert(3, key(3), 2, 10, 20).unwrap();
+        assert_eq!((e.value(), e.version()), (2, 2));
+        let mut old = vec![];
+        assert_eq!(t.expire(20, 0, |e| old.push(e.value())), 1);
+        assert_eq!(old, vec![1]);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn expire_does_bounded_work_and_eventually_removes_all() {
+        let mut t = Table::with_capacity(1000).unwrap();
+        for n in 0..1000u64 {
+            t.insert(mix(n), key(n), n as u32, if n < 500 { 10 } else { 1000 }, 0)
+                .unwrap();
+        }
+        let slots = t.slots();
+        let mut removed = 0;
+        let mut calls = 0;
+        while removed < 500 {
+            let r = t.expire(10, 64, |e| assert!(e.value() < 500));
+            assert!(r <= 64);
+            removed += r;
+            calls += 1;
+            assert!(calls <= 2 * slots / 64 + 2, "sweep too slow");
+        }
+        assert_eq!(t.len(), 500);
+        t.check_invariants();
+        assert_eq!(t.expire(10, slots * 2, |_| panic!("nothing left to expire")), 0);
+        assert_eq!(t.expire(u32::MAX / 4, slots * 2, |_| {}), 500);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn unbounded_budget_terminates() {
+        let mut t = Table::with_capacity(100).unwrap();
+        for n in 0..100u64 {
+            t.insert(mix(n), key(n), 0, 1 + (n % 2) as u32, 0).unwrap();
+        }
+        assert_eq!(t.expire(1, usize::MAX, |_| {}), 50);
+        assert_eq!(t.expire(2, usize::MAX, |_| {}), 50);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reclaim_buffer_bounds_reinserts_until_expire_drains_it() {
+        let mut t = Table::with_capacity(64).unwrap();
+        for n in 0..40u64 {
+            t.insert(mix(n), key(n), n as u32, 1, 0).unwrap();
+        }
+        // Re-inserting expired keys parks the old entries for `expire`.
+        for n in 0..RECLAIM_MAX as u64 {
+            t.insert(mix(n), key(n), 0, 10, 5).unwrap();
+        }
+        let n = RECLAIM_MAX as u64;
+        assert!(t.insert(mix(n), key(n), 0, 10, 5).is_err());
+        let mut old = vec![];
+        t.expire(5, 0, |e| old.push(e.value()));
+        assert_eq!(old, (0..RECLAIM_MAX as u32).collect::<Vec<_>>());
+        assert!(t.insert(mix(n), key(n), 0, 10, 5).is_ok());
+        t.check_invariants();
+    }
+
+    #[test]
+    fn tick_wraparound() {
+        let mut t = Table::with_capacity(8).unwrap();
+        let now = u32::MAX - 5;
+        t.insert(1, key(1), 1, 10, now).unwrap();
+        assert!(t.lookup(1, &key(1), now.wrapping_add(9)).is_some());
+        assert!(t.get(1, &key(1), now.wrapping_add(18)).is_some());
+        assert!(t.get(1, &key(1), now.wrapping_add(19)).is_none());
+        assert_eq!(t.expire(now.wrapping_add(19), 8, |_| {}), 1);
+    }
+
+    #[test]
+    fn export_import_one_bucket() {
+        let mut a = Table::with_capacity(1000).unwrap();
+        for n in 0..1000u64 {
+            a.insert(mix(n), key(n), n as u32, 100, 0).unwrap();
+        }
+        a.lookup(mix(7), &key(7), 0).unwrap().set_value(7000);
+        let in_bucket = |h: u64| h >> 62 == 2; // bucket 2 of 4
+        let mut out = vec![];
+        let mut cursor = 0;
+        let mut calls = 0;
+        while !a.export(&mut cursor, 100, 40, in_bucket, |x| out.push(x)) {
+            calls += 1;
+        }
+        assert!(calls >= a.slots() / 100 - 1);
+        let expected = (0..1000u64).filter(|n| in_bucket(mix(*n))).count();
+        assert_eq!(out.len(), expected);
+        assert!(out.iter().all(|x| x.remaining == 60));
+        let mut b = Table::with_capacity(1000).unwrap();
+        for x in &out {
+            assert_eq!(b.import(x, 1000).unwrap(), Imported::Inserted);
+            assert_eq!(b.import(x, 1000).unwrap(), Imported::Stale);
+        }
+        for x in &out {
+            let e = b.get(x.hash, &x.key, 1059).unwrap();
+            assert_eq!(e.value(), a.get(x.hash, &x.key, 0).unwrap().value());
+            assert_eq!(e.version(), x.version);
+            assert!(b.get(x.hash, &x.key, 1060).is_none());
+        }
+        // A newer version wins, an older one does not.
+        let mut x = out[0];
+        x.version += 1;
+        x.value = 1;
+        assert_eq!(b.import(&x, 1000).unwrap(), Imported::Updated);
+        x.version -= 1;
+        x.value = 2;
+        assert_eq!(b.import(&x, 1000).unwrap(), Imported::Stale);
+        assert_eq!(b.get(x.hash, &x.key, 1000).unwrap().value(), 1);
+        b.check_invariants();
+    }
+
+    #[test]
+    fn export_skips_expired() {
+        let mut t = Table::with_capacity(8).unwrap();
+        t.insert(1, key(1), 1, 5, 0).unwrap();
+        t.insert(2, key(2), 2, 50, 0).unwrap();
+        let mut c = 0;
+        let mut out = vec![];
+        assert!(t.export(&mut c, usize::MAX, 10, |_| true, |x| out.push(x.value)));
+        assert_eq!(out, vec![2]);
+    }
+
+    #[test]
+    fn clear_empties() {
+        let mut t = Table::with_capacity(8).unwrap();
+        t.insert(1, key(1), 1, 5, 0).unwrap();
+        t.clear();
+        assert!(t.is_empty());
+        assert!(t.get(1, &key(1), 0).is_none());
+        assert_eq!(t.iter().count(), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u32, u8),
+        Lookup(u16),
+        Remove(u16),
+        Expire(u16),
+        Tick(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<u16>(), any::<u32>(), 1u8..40).prop_map(|(k, v, l)| Op::Insert(k, v, l)),
+            3 => any::<u16>().prop_map(Op::Lookup),
+            2 => any::<u16>().prop_map(Op::Remove),
+            1 => (0u16..64).prop_map(Op::Expire),
+            1 => any::<u8>().prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The table behaves like a HashMap with expiry, refuses only when
+        /// full of live entries, and keeps the Robin Hood invariants.
+        #[test]
+        fn behaves_like_a_model(ops in prop::collection::vec(op(), 1..400), weak in any::<bool>()) {
+            // `weak` hashes: only 16 distinct values, to force long clusters.
+            let h = |k: u16| if weak { mix(u64::from(k % 16)) } else { mix(u64::from(k)) };
+            let k = |k: u16| key(u64::from(k % 200));
+            let norm = |x: u16| x % 200;
+            let mut t: Table<Key20, u32> = Table::with_capacity(20).unwrap();
+            // model: key -> (value, expires, lifetime)
+            let mut m: HashMap<u16, (u32, u32, u32)> = HashMap::new();
+            let mut now = 0u32;
+            let live = |m: &HashMap<u16, (u32, u32, u32)>, now: u32| {
+                m.values().filter(|(_, e, _)| !is_expired(*e, now)).count()
+            };
+            for o in ops {
+                match o {
+                    Op::Insert(x, v, l) => {
+                        let x = norm(x);
+                        let r = t.insert(h(x), k(x), v, u32::from(l), now);
+                        match r {
+                            Ok(e) => {
+                                prop_assert_eq!(e.value(), v);
+                                m.insert(x, (v, now + u32::from(l), u32::from(l)));
+                            }
+                            Err(_) => {
+                                // Refused only if the key is not live and the
+                                // table is at capacity.
+                                prop_assert!(t.len() == t.capacity() || t.reclaimed.len() == RECLAIM_MAX);
+                                prop_assert!(m.get(&x).map_or(true, |(_, e, _)| is_expired(*e, now)));
+                            }
+                        }
+                    }
+                    Op::Lookup(x) => {
+                        let x = norm(x);
+                        let got = t.lookup(h(x), &k(x), now).map(|e| e.value());
+                        let want = match m.get_mut(&x) {
+                            Some((v, e, l)) if !is_expired(*e, now) => { *e = now + *l; Some(*v) }
+                            _ => None,
+                        };
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Remove(x) => {
+                        let x = norm(x);
+                        let got = t.remove(h(x), &k(x)).map(|e| e.value());
+                        let want = m.remove(&x).map(|(v, _, _)| v);
+                        // The table may already have reclaimed an expired entry.
+                        if got != want {
+                            prop_assert!(got.is_none());
+                        }
+                    }
+                    Op::Expire(b) => {
+                        t.expire(now, usize::from(b), |e| {
+                            assert!(is_expired(e.expires(), now));
+                        });
+                    }
+                    Op::Tick(d) => now += u32::from(d % 8),
+                }
+                t.check_invariants();
+                prop_assert!(t.len() >= live(&m, now));
+                // Every live model entry is found with its value.
+                for (x, (v, e, _)) in &m {
+                    if !is_expired(*e, now) {
+                        prop_assert_eq!(t.get(h(*x), &k(*x), now).map(|e| e.value()), Some(*v));
+                    }
+                }
+            }
+            // A full sweep removes exactly the expired ones.
+            let slots = t.slots();
+            t.expire(now, slots * 2, |_| {});
+            prop_assert_eq!(t.len(), live(&m, now));
+        }
+
+        /// Export of every bucket then import rebuilds the same live set.
+        #[test]
+        fn export_import_roundtrip(keys in prop::collection::hash_set(any::<u32>(), 0..300), bits in 0u32..4) {
+            let mut a: Table<u32, u32> = Table::with_capacity(300).unwrap();
+            for k in &keys {
+                a.insert(mix(u64::from(*k)), *k, k.wrapping_mul(3), 50, 0).unwrap();
+            }
+            let mut b: Table<u32, u32> = Table::with_capacity(300).unwrap();
+            for bucket in 0..(1u64 << bits) {
+                let mut c = 0;
+                let mut out = vec![];
+                while !a.export(&mut c, 37, 0, |h| bits == 0 || h >> (64 - bits) == bucket, |x| out.push(x)) {}
+                for x in out { prop_assert_eq!(b.import(&x, 0).unwrap(), Imported::Inserted); }
+            }
+            prop_assert_eq!(b.len(), keys.len());
+            for k in &keys {
+                prop_assert_eq!(b.get(mix(u64::from(*k)), k, 49).unwrap().value(), k.wrapping_mul(3));
+            }
+        }
+    }
+}
