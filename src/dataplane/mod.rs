@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buckets;
+pub mod lb;
 pub mod maglev;
 pub mod scheduler;
 pub mod table;

@@ -1,0 +1,1061 @@
+//! The per-core load balancer: what a worker does with one packet.
+//!
+//! [`CoreLb::process`] takes a frame, the port it came from and the coarse
+//! time, and returns a [`Verdict`]: transmit on a port, hand off to the core
+//! that owns the packet's shard, or drop (the reason is counted inside). It is
+//! plain Rust over the [`Frame`] trait, so the whole pipeline is tested
+//! without an EAL; the DPDK worker loop only moves mbufs according to the
+//! verdicts.
+//!
+//! The pipeline, client side: parse (bounded, no allocation) -> match a
+//! service by VIP, protocol and port -> derive the mobile identity (service's
+//! precedence: ESP SPI, Home Address option, \[interface ID,\] source) ->
+//! keyed hash -> bucket -> owning core (hand off if it is not this one) ->
+//! session lookup by (service, identity), or a scheduler pick and an insert on
+//! first sight -> rewrite (DNAT: destination to the backend, checksums
+//! updated incrementally under RFC 6275's pseudo-header rules; DSR: an outer
+//! IPv6/IPv4 header to the backend) -> next-hop MAC -> transmit on the server
+//! side. Server side: a packet from a backend of a DNAT service gets the VIP
+//! back as its source (stateless: configuration guarantees a backend address
+//! and source port name one service) and leaves on the client side. Traffic
+//! that matches no service is forwarded raw to the port's `forward_to`, or
+//! dropped as `no_service`.
+//!
+//! A handed-off packet is parsed again on its owner (about as cheap as
+//! carrying the result in the mbuf) and is never handed off twice: if the
+//! bucket map changed in between, the owner processes it itself.
+
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol};
+use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Scheduler};
+use crate::dataplane::table::Table;
+use crate::identity::{identify, Identity, IdentityHasher, IdentityMode};
+use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
+use crate::packet::{ipv4, ipv6, DropCounters, IpProtocol, Ipv4Field, Ipv6Field, L3Kind, OuterHeader, ParseConfig, Parsed};
+
+/// A packet buffer the pipeline can read, rewrite and grow at the front.
+pub trait Frame {
+    /// The frame's bytes.
+    fn bytes(&self) -> &[u8];
+    /// The frame's bytes, writable.
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Grows the frame by `n` bytes at the front; `false` (nothing changed)
+    /// without headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+}
+
+macro_rules! lb_drops {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal ),+ $(,)?) => {
+        /// Why the load balancer (after a successful parse) dropped a packet.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum LbDrop {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl LbDrop {
+            /// Every reason, in index order.
+            pub const ALL: &'static [LbDrop] = &[$(LbDrop::$variant),+];
+            /// How many reasons there are.
+            pub const COUNT: usize = LbDrop::ALL.len();
+
+            /// The counter name.
+            pub const fn name(self) -> &'static str {
+                match self { $(LbDrop::$variant => $name),+ }
+            }
+        }
+    };
+}
+
+lb_drops! {
+    /// Not addressed to a VIP of a service and no `forward_to` on the port.
+    NoService => "no_service",
+    /// No identity could be derived (cannot happen for a parsed IP packet).
+    NoIdentity => "no_identity",
+    /// The service has no usable backend.
+    NoBackend => "no_usable_backend",
+    /// The session table is full; a new identity was refused.
+    SessionTableFull => "session_table_full",
+    /// No route to the next hop (not on-link, no gateway of its family).
+    NoRoute => "no_route",
+    /// The next hop's MAC is unknown (no static neighbour; ARP/ND
+    /// resolution is not in this build).
+    NeighborUnresolved => "neighbor_unresolved",
+    /// Not enough headroom for the encapsulation header.
+    EncapNoHeadroom => "encap_no_headroom",
+    /// The handoff ring to the owning core was full.
+    HandoffRingFull => "handoff_ring_full",
+    /// ARP and ICMPv6 neighbour discovery are not answered in this build.
+    NeighborDiscovery => "arp_nd_not_handled",
+    /// A rewrite did not fit the packet (the summary and frame disagree).
+    RewriteFailed => "rewrite_failed",
+}
+
+/// What to do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this port (index into the configured ports).
+    Transmit(u8),
+    /// Move to this worker (index), which owns the packet's shard.
+    Handoff(u8),
+    /// Free it; the reason has been counted.
+    Drop,
+}
+
+/// A worker's load-balancing counters (plain integers, owned by the worker).
+#[derive(Debug, Clone)]
+pub struct LbCounters {
+    /// Parse refusals by reason.
+    pub parse_drops: DropCounters,
+    /// Load-balancer drops by reason.
+    pub lb_drops: [u64; LbDrop::COUNT],
+    /// New sessions created.
+    pub sessions_created: u64,
+    /// Sessions expired.
+    pub sessions_expired: u64,
+    /// Packets sent to a backend.
+    pub to_backend: u64,
+    /// Backend replies translated back to the VIP.
+    pub replies: u64,
+    /// Packets handed to another core.
+    pub handoffs: u64,
+    /// Packets forwarded unchanged through `forward_to`.
+    pub raw_forwarded: u64,
+    /// Next hops resolved to derived MACs in replay mode (the ARP/ND
+    /// requests a live appliance would have sent).
+    pub neighbor_requests_suppressed: u64,
+    /// Packets per backend, per service (indexed like the service's backends).
+    pub backend_packets: Vec<Box<[u64]>>,
+}
+
+impl LbCounters {
+    fn new(topo: &Topology) -> Self {
+        LbCounters {
+            parse_drops: DropCounters::default(),
+            lb_drops: [0; LbDrop::COUNT],
+            sessions_created: 0,
+            sessions_expired: 0,
+            to_backend: 0,
+            replies: 0,
+            handoffs: 0,
+            raw_forwarded: 0,
+            neighbor_requests_suppressed: 0,
+            backend_packets: topo.services.iter().map(|s| vec![0; s.backends.backends().len()].into()).collect(),
+        }
+    }
+
+    #[inline]
+    fn drop(&mut self, reason: LbDrop) -> Verdict {
+        self.lb_drops[reason as usize] += 1;
+        Verdict::Drop
+    }
+
+    /// Counts a handoff the ring refused (called by the worker loop).
+    pub fn handoff_refused(&mut self, n: u64) {
+        self.lb_drops[LbDrop::HandoffRingFull as usize] += n;
+    }
+}
+
+/// One service as the data plane uses it.
+#[derive(Debug)]
+pub struct ServiceSpec {
+    /// Name.
+    pub name: String,
+    /// VIP.
+    pub vip: IpAddr,
+    /// Protocol filter.
+    pub protocol: ServiceProtocol,
+    /// Ports, sorted; empty = all.
+    pub ports: Box<[u16]>,
+    /// Identity precedence.
+    pub mode: IdentityMode,
+    /// Forwarding mode.
+    pub forwarding: ForwardingMode,
+    /// Session lifetime in seconds.
+    pub lifetime: u32,
+    /// Backends (built off the packet path; see scheduler).
+    pub backends: Arc<BackendSet>,
+}
+
+impl ServiceSpec {
+    #[inline]
+    fn matches(&self, protocol: IpProtocol, port: Option<u16>) -> bool {
+        let is_tcp_udp = matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp);
+        let proto_ok = match self.protocol {
+            ServiceProtocol::Tcp => protocol == IpProtocol::Tcp,
+            ServiceProtocol::Udp => protocol == IpProtocol::Udp,
+            ServiceProtocol::Any => true,
+        };
+        if !proto_ok {
+            return false;
+        }
+        if self.ports.is_empty() || !is_tcp_udp {
+            // `any` services take ESP, MH, ICMP... whatever their ports.
+            return self.ports.is_empty() || self.protocol == ServiceProtocol::Any;
+        }
+        match port {
+            Some(p) => self.ports.binary_search(&p).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// One port as the data plane uses it.
+#[derive(Debug, Clone)]
+pub struct PortSpec {
+    /// Configured name.
+    pub name: String,
+    /// The port's MAC.
+    pub mac: [u8; 6],
+    /// Which side it faces.
+    pub role: PortRole,
+    /// On-link prefixes (the port's addresses); empty = everything on-link.
+    pub prefixes: Vec<IpNet>,
+    /// Gateways.
+    pub gateways: Vec<IpAddr>,
+    /// Raw forwarding target for traffic of no service.
+    pub forward_to: Option<u8>,
+}
+
+/// Everything the pipeline needs that does not change per packet, shared by
+/// all workers (immutable; a reload publishes a new one).
+#[derive(Debug)]
+pub struct Topology {
+    /// Services.
+    pub services: Vec<ServiceSpec>,
+    /// Ports, in configuration order.
+    pub ports: Vec<PortSpec>,
+    /// Static neighbours: (port, address) -> MAC, sorted.
+    pub neighbors: Vec<((u8, IpAddr), [u8; 6])>,
+    /// Backend address -> DNAT service indices, sorted.
+    pub reverse: Vec<(IpAddr, u16)>,
+    /// Where client-bound traffic leaves.
+    pub client_port: u8,
+    /// Where backend-bound traffic leaves.
+    pub server_port: u8,
+    /// Replay mode: derive next-hop MACs instead of resolving them.
+    pub replay: bool,
+    /// The appliance's addresses on the server port (DSR outer source).
+    pub encap_src4: Option<Ipv4Addr>,
+    /// IPv6 counterpart.
+    pub encap_src6: Option<Ipv6Addr>,
+}
+
+/// Why a [`Topology`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// A configuration the data plane cannot serve.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A backend set could not be built.
+    #[error("service[{0}]: {1}")]
+    Backends(usize, crate::dataplane::scheduler::SchedulerError),
+}
+
+/// The deterministic, locally administered MAC replay mode uses for a next
+/// hop: `02:00:a:b:c:d` for IPv4 `a.b.c.d`; `02` and the last five bytes of
+/// an IPv6 address.
+pub fn derived_mac(addr: IpAddr) -> [u8; 6] {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            [0x02, 0x00, o[0], o[1], o[2], o[3]]
+        }
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [0x02, o[11], o[12], o[13], o[14], o[15]]
+        }
+    }
+}
+
+impl Topology {
+    /// Builds the topology from a validated configuration and the ports' MACs.
+    pub fn from_config(cfg: &Config, macs: &[[u8; 6]], replay: bool) -> Result<Topology, TopologyError> {
+        let index = |name: &str| cfg.ports.iter().position(|p| p.name == name).map(|i| i as u8);
+        let ports: Vec<PortSpec> = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortSpec {
+                name: p.name.clone(),
+                mac: macs.get(i).copied().unwrap_or_default(),
+                role: p.role,
+                prefixes: p.addresses.clone(),
+                gateways: p.gateways.clone(),
+                forward_to: p.forward_to.as_deref().and_then(index),
+            })
+            .collect();
+        let client_port = ports.iter().position(|p| p.role != PortRole::Server).unwrap_or(0) as u8;
+        let server_port = ports.iter().position(|p| p.role != PortRole::Client).unwrap_or(0) as u8;
+        let server_addrs = &cfg.ports[server_port as usize].addresses;
+        let encap_src4 = server_addrs.iter().find_map(|n| match n.addr() {
+            IpAddr::V4(a) => Some(a),
+            _ => None,
+        });
+        let encap_src6 = server_addrs.iter().find_map(|n| match n.addr() {
+            IpAddr::V6(a) => Some(a),
+            _ => None,
+        });
+
+        let mut services = Vec::with_capacity(cfg.service.len());
+        let mut reverse = Vec::new();
+        for (i, s) in cfg.service.iter().enumerate() {
+            if s.forwarding == ForwardingMode::Fnat {
+                return Err(TopologyError::Unsupported(format!(
+                    "service[{i}].forwarding: \"fnat\" is not available in this build yet (use dnat or dsr)"
+                )));
+            }
+            if s.forwarding == ForwardingMode::Dsr {
+                for (j, b) in s.backend.iter().enumerate() {
+                    let have = if b.address.is_ipv4() { encap_src4.is_some() } else { encap_src6.is_some() };
+                    if !have {
+                        return Err(TopologyError::Unsupported(format!(
+                            "service[{i}].backend[{j}]: dsr to {} needs an address of its family on the server-side port (outer source)",
+                            b.address
+                        )));
+                    }
+                }
+            }
+            let backends: Vec<Backend> = s
+                .backend
+                .iter()
+                .map(|b| Backend { address: b.address, weight: b.weight, group: b.group, healthy: true })
+                .collect();
+            let policy = match s.scheduler {
+                SchedulerKind::Maglev => Policy::Maglev,
+                SchedulerKind::Wrr => Policy::WeightedRoundRobin,
+                SchedulerKind::LeastConn => Policy::LeastConnections,
+            };
+            let set = BackendSet::new(backends, policy, 1).map_err(|e| TopologyError::Backends(i, e))?;
+            if s.forwarding == ForwardingMode::Dnat {
+                for b in &s.backend {
+                    reverse.push((b.address, i as u16));
+                }
+            }
+            let mut ports: Vec<u16> = s.ports.clone().unwrap_or_default();
+            ports.sort_unstable();
+            ports.dedup();
+            services.push(ServiceSpec {
+                name: s.name.clone(),
+                vip: s.vip,
+                protocol: s.protocol,
+                ports: ports.into(),
+                mode: match s.identity {
+                    ServiceIdentity::Default => IdentityMode::Default,
+                    ServiceIdentity::Slaac => IdentityMode::Slaac,
+                },
+                forwarding: s.forwarding,
+                lifetime: s.session_lifetime.as_secs().clamp(1, u32::MAX as u64 / 4) as u32,
+                backends: set,
+            });
+        }
+        reverse.sort_unstable();
+        let mut neighbors: Vec<((u8, IpAddr), [u8; 6])> = cfg
+            .neighbor
+            .iter()
+            .filter_map(|n| index(&n.port).map(|p| ((p, n.address), n.mac.0)))
+            .collect();
+        neighbors.sort_unstable_by_key(|(k, _)| *k);
+        Ok(Topology {
+            services,
+            ports,
+            neighbors,
+            reverse,
+            client_port,
+            server_port,
+            replay,
+            encap_src4,
+            encap_src6,
+        })
+    }
+
+    #[inline]
+    fn match_service(&self, dst: IpAddr, protocol: IpProtocol, port: Option<u16>) -> Option<usize> {
+        self.services.iter().position(|s| s.vip == dst && s.matches(protocol, port))
+    }
+
+    #[inline]
+    fn reverse_service(&self, src: IpAddr, protocol: IpProtocol, port: Option<u16>) -> Option<usize> {
+        let start = self.reverse.partition_point(|(a, _)| *a < src);
+        self.reverse[start..]
+            .iter()
+            .take_while(|(a, _)| *a == src)
+            .map(|(_, s)| usize::from(*s))
+            .find(|&s| self.services[s].matches(protocol, port))
+    }
+
+    #[inline]
+    fn static_neighbor(&self, port: u8, addr: IpAddr) -> Option<[u8; 6]> {
+        self.neighbors
+            .binary_search_by_key(&(port, addr), |(k, _)| *k)
+            .ok()
+            .map(|i| self.neighbors[i].1)
+    }
+
+    /// The next hop toward `dst` out of `port`.
+    #[inline]
+    fn next_hop(&self, port: u8, dst: IpAddr) -> Option<IpAddr> {
+        let p = &self.ports[usize::from(port)];
+        if p.prefixes.is_empty() || p.prefixes.iter().any(|n| n.contains(&dst)) {
+            return Some(dst);
+        }
+        p.gateways.iter().copied().find(|g| g.is_ipv4() == dst.is_ipv4())
+    }
+}
+
+/// Key of the session table: one identity per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionKey {
+    /// Service index.
+    pub service: u16,
+    /// The mobile identity.
+    pub identity: Identity,
+}
+
+/// Sizes of one core's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreSizing {
+    /// Session table capacity.
+    pub sessions: usize,
+    /// Neighbour cache capacity.
+    pub neighbors: usize,
+    /// Extension headers walked before refusal.
+    pub extension_header_limit: u8,
+}
+
+/// Neighbour-cache entries live this long (seconds) before a re-resolution.
+const NEIGHBOR_LIFETIME: u32 = 300;
+
+/// One worker's load balancer.
+#[derive(Debug)]
+pub struct CoreLb {
+    topo: Arc<Topology>,
+    me: u8,
+    buckets: Arc<BucketMap>,
+    hasher: IdentityHasher,
+    parse_cfg: ParseConfig,
+    sessions: Table<SessionKey, BackendIndex>,
+    neighbors: Table<IpAddr, [u8; 6]>,
+    schedulers: Vec<Scheduler>,
+    parsed: Parsed,
+    /// Counters, read and published by the worker loop.
+    pub counters: LbCounters,
+}
+
+/// Why a core's load balancer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreLbError {
+    /// A table could not be allocated.
+    #[error("allocating tables: {0}")]
+    Table(#[from] crate::dataplane::table::TableError),
+    /// A scheduler could not be built.
+    #[error(transparent)]
+    Scheduler(#[from] crate::dataplane::scheduler::SchedulerError),
+}
+
+impl CoreLb {
+    /// Builds worker `me`'s state; all memory is allocated here.
+    pub fn new(
+        topo: Arc<Topology>,
+        me: u8,
+        buckets: Arc<BucketMap>,
+        hasher: IdentityHasher,
+        sizing: CoreSizing,
+    ) -> Result<Self, CoreLbError> {
+        let schedulers = topo
+            .services
+            .iter()
+            .map(|s| Scheduler::new(s.backends.clone(), s.backends.backends().len().max(1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CoreLb {
+            counters: LbCounters::new(&topo),
+            me,
+            buckets,
+            hasher,
+            parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
+            sessions: Table::with_capacity(sizing.sessions)?,
+            neighbors: Table::with_capacity(sizing.neighbors)?,
+            schedulers,
+            parsed: Parsed::default(),
+            topo,
+        })
+    }
+
+    /// Live sessions on this core.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Session table capacity.
+    pub fn session_capacity(&self) -> usize {
+        self.sessions.capacity()
+    }
+
+    /// Bytes the session table takes.
+    pub fn session_memory(&self) -> usize {
+        self.sessions.memory_bytes()
+    }
+
+    /// The backend an identity's session on this core points at.
+    pub fn session_backend(&self, service: u16, identity: Identity, now: u32) -> Option<IpAddr> {
+        let hash = self.hasher.hash(&identity);
+        let e = self.sessions.get(hash, &SessionKey { service, identity }, now)?;
+        self.schedulers[usize::from(service)].set().get(e.value()).map(|b| b.address)
+    }
+
+    /// Expires sessions, examining at most `budget` slots.
+    pub fn expire(&mut self, now: u32, budget: usize) -> usize {
+        let schedulers = &mut self.schedulers;
+        let n = self.sessions.expire(now, budget, |e| {
+            if let Some(s) = schedulers.get_mut(usize::from(e.key().service)) {
+                s.session_closed(e.value());
+            }
+        });
+        self.counters.sessions_expired += n as u64;
+        self.neighbors.expire(now, budget.min(64), |_| {});
+        n
+    }
+
+    /// Decides what happens to one packet received on `in_port` (or handed
+    /// over by another core when `handed_off`), rewriting it as needed.
+    #[inline]
+    pub fn process<F: Frame>(&mut self, f: &mut F, in_port: u8, now: u32, handed_off: bool) -> Verdict {
+        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut self.parsed) {
+            // A port with `forward_to` bridges what it does not balance,
+            // including what it cannot parse; elsewhere the reason counts.
+            if let Some(out) = self.topo.ports[usize::from(in_port)].forward_to {
+                self.counters.raw_forwarded += 1;
+                return Verdict::Transmit(out);
+            }
+            self.counters.parse_drops.inc(reason);
+            return Verdict::Drop;
+        }
+        let p = self.parsed;
+        let topo = self.topo.clone();
+        let frame = f.bytes();
+        let (src, dst) = match p.l3 {
+            L3Kind::Ipv4 | L3Kind::Ipv6 => match (p.src_addr(frame), dst_addr(frame, &p)) {
+                (Some(s), Some(d)) => (s, d),
+                _ => return self.counters.drop(LbDrop::RewriteFailed),
+            },
+            _ => return self.l2_control(&topo, in_port),
+        };
+        if is_neighbor_discovery(&p, frame) {
+            return self.l2_control(&topo, in_port);
+        }
+        let ports = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
+            .then_some((p.src_port, p.dst_port));
+        let role = topo.ports[usize::from(in_port)].role;
+
+        if role != PortRole::Server {
+            if let Some(si) = topo.match_service(dst, p.protocol, ports.map(|x| x.1)) {
+                return self.to_backend(f, &p, &topo, si, now, handed_off);
+            }
+        }
+        if role != PortRole::Client {
+            if let Some(si) = topo.reverse_service(src, p.protocol, ports.map(|x| x.0)) {
+                return self.reply_to_client(f, &p, &topo, si, dst, now);
+            }
+        }
+        match topo.ports[usize::from(in_port)].forward_to {
+            Some(out) => {
+                self.counters.raw_forwarded += 1;
+                Verdict::Transmit(out)
+            }
+            None => self.counters.drop(LbDrop::NoService),
+        }
+    }
+
+    fn l2_control(&mut self, topo: &Topology, in_port: u8) -> Verdict {
+        match topo.ports[usize::from(in_port)].forward_to {
+            Some(out) => {
+                self.counters.raw_forwarded += 1;
+                Verdict::Transmit(out)
+            }
+            None => self.counters.drop(LbDrop::NeighborDiscovery),
+        }
+    }
+
+    #[inline]
+    fn to_backend<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        si: usize,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
+        let svc = &topo.services[si];
+        let Some(identity) = identify(f.bytes(), p, svc.mode) else {
+            return self.counters.drop(LbDrop::NoIdentity);
+        };
+        let hash = self.hasher.hash(&identity);
+        if !handed_off {
+            let owner = self.buckets.core_of(hash);
+            if owner != self.me {
+                self.counters.handoffs += 1;
+                return Verdict::Handoff(owner);
+            }
+        }
+        let key = SessionKey { service: si as u16, identity };
+        let backend = match self.sessions.lookup(hash, &key, now) {
+            Some(e) => e.value(),
+            None => {
+                let Some(b) = self.schedulers[si].pick(hash) else {
+                    return self.counters.drop(LbDrop::NoBackend);
+                };
+                if self.sessions.insert(hash, key, b, svc.lifetime, now).is_err() {
+                    return self.counters.drop(LbDrop::SessionTableFull);
+                }
+                self.schedulers[si].session_opened(b);
+                self.counters.sessions_created += 1;
+                b
+            }
+        };
+        let Some(baddr) = self.schedulers[si].set().get(backend).map(|b| b.address) else {
+            return self.counters.drop(LbDrop::NoBackend);
+        };
+        let out = topo.server_port;
+        let rewritten = match svc.forwarding {
+            ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, baddr),
+            ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr) {
+                Ok(()) => true,
+                Err(reason) => return self.counters.drop(reason),
+            },
+            ForwardingMode::Fnat => false, // refused when the topology was built
+        };
+        if !rewritten {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        if let Err(reason) = self.set_l2(f, topo, out, baddr, now) {
+            return self.counters.drop(reason);
+        }
+        if let Some(c) = self.counters.backend_packets[si].get_mut(usize::from(backend)) {
+            *c += 1;
+        }
+        self.counters.to_backend += 1;
+        Verdict::Transmit(out)
+    }
+
+    #[inline]
+    fn reply_to_client<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        si: usize,
+        client: IpAddr,
+        now: u32,
+    ) -> Verdict {
+        let vip = topo.services[si].vip;
+        let ok = match (vip, p.l3) {
+            (IpAddr::V4(v), L3Kind::Ipv4) => set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok(),
+            (IpAddr::V6(v), L3Kind::Ipv6) => set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok(),
+            _ => false,
+        };
+        if !ok {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        let out = topo.client_port;
+        if let Err(reason) = self.set_l2(f, topo, out, client, now) {
+            return self.counters.drop(reason);
+        }
+        self.counters.replies += 1;
+        Verdict::Transmit(out)
+    }
+
+    /// Writes the next hop's MAC and the port's own MAC.
+    #[inline]
+    fn set_l2<F: Frame>(&mut self, f: &mut F, topo: &Topology, port: u8, dst: IpAddr, now: u32) -> Result<(), LbDrop> {
+        let nh = topo.next_hop(port, dst).ok_or(LbDrop::NoRoute)?;
+        let mac = match topo.static_neighbor(port, nh) {
+            Some(m) => m,
+            None => {
+                let hash = self.hasher.hash(&Identity::Source(nh));
+                match self.neighbors.lookup(hash, &nh, now) {
+                    Some(e) => e.value(),
+                    None if topo.replay => {
+                        // The request a live appliance would send; the
+                        // derived answer is cached like a real one.
+                        self.counters.neighbor_requests_suppressed += 1;
+                        let m = derived_mac(nh);
+                        let _ = self.neighbors.insert(hash, nh, m, NEIGHBOR_LIFETIME, now);
+                        m
+                    }
+                    None => return Err(LbDrop::NeighborUnresolved),
+                }
+            }
+        };
+        let b = f.bytes_mut();
+        if b.len() < 12 {
+            return Err(LbDrop::RewriteFailed);
+        }
+        b[0..6].copy_from_slice(&mac);
+        b[6..12].copy_from_slice(&topo.ports[usize::from(port)].mac);
+        Ok(())
+    }
+}
+
+#[inline]
+fn dst_addr(frame: &[u8], p: &Parsed) -> Option<IpAddr> {
+    let o = usize::from(p.l3_offset);
+    match p.l3 {
+        L3Kind::Ipv4 => {
+            let b: [u8; 4] = frame.get(o + ipv4::DST_OFFSET..o + ipv4::DST_OFFSET + 4)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        L3Kind::Ipv6 => {
+            let b: [u8; 16] = frame.get(o + ipv6::DST_OFFSET..o + ipv6::DST_OFFSET + 16)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// ICMPv6 neighbour solicitation/advertisement, router messages (types
+/// 133-137).
+#[inline]
+fn is_neighbor_discovery(p: &Parsed, frame: &[u8]) -> bool {
+    p.protocol == IpProtocol::Icmpv6
+        && p.has_l4()
+        && frame.get(usize::from(p.l4_offset)).is_some_and(|t| (133..=137).contains(t))
+}
+
+#[inline]
+fn rewrite_dst(frame: &mut [u8], p: &Parsed, to: IpAddr) -> bool {
+    match (to, p.l3) {
+        (IpAddr::V4(a), L3Kind::Ipv4) => set_ipv4_addr(frame, p, Ipv4Field::Destination, a).is_ok(),
+        (IpAddr::V6(a), L3Kind::Ipv6) => set_ipv6_addr(frame, p, Ipv6Field::Destination, a).is_ok(),
+        _ => false,
+    }
+}
+
+/// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
+/// and the packet (RFC 2473 / RFC 2003), keeping the L2 header in front.
+fn encapsulate<F: Frame>(f: &mut F, p: &Parsed, topo: &Topology, backend: IpAddr) -> Result<(), LbDrop> {
+    let l2 = usize::from(p.l3_offset);
+    let end = usize::from(p.l3_end).min(f.bytes().len());
+    let inner_len = u16::try_from(end.saturating_sub(l2)).map_err(|_| LbDrop::RewriteFailed)?;
+    let outer = match backend {
+        IpAddr::V4(dst) => OuterHeader::V4 { src: topo.encap_src4.ok_or(LbDrop::NoRoute)?, dst, ttl: 64 },
+        IpAddr::V6(dst) => OuterHeader::V6 { src: topo.encap_src6.ok_or(LbDrop::NoRoute)?, dst, hop_limit: 64 },
+    };
+    let n = outer.len();
+    if !f.prepend(n) {
+        return Err(LbDrop::EncapNoHeadroom);
+    }
+    let b = f.bytes_mut();
+    b.copy_within(n..n + l2, 0);
+    let ethertype: u16 = if backend.is_ipv4() { 0x0800 } else { 0x86dd };
+    b[l2 - 2..l2].copy_from_slice(&ethertype.to_be_bytes());
+    outer.emit(&mut b[l2..l2 + n], p.l3, inner_len).map_err(|_| LbDrop::RewriteFailed)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::build::{addr6, eth_ipv4, eth_ipv6, Ext, L4};
+    use crate::packet::checksum;
+
+    /// A test frame with headroom, like an mbuf.
+    struct TestFrame {
+        buf: Vec<u8>,
+        start: usize,
+    }
+
+    impl TestFrame {
+        fn new(frame: Vec<u8>) -> Self {
+            let mut buf = vec![0u8; 128];
+            buf.extend(frame);
+            TestFrame { buf, start: 128 }
+        }
+    }
+
+    impl Frame for TestFrame {
+        fn bytes(&self) -> &[u8] {
+            &self.buf[self.start..]
+        }
+        fn bytes_mut(&mut self) -> &mut [u8] {
+            &mut self.buf[self.start..]
+        }
+        fn prepend(&mut self, n: usize) -> bool {
+            if n > self.start {
+                return false;
+            }
+            self.start -= n;
+            true
+        }
+    }
+
+    const CONFIG: &str = r#"
+        [workers]
+        lcores = [1, 2]
+        [[ports]]
+        name = "client"
+        device = "net_ring0"
+        role = "client"
+        addresses = ["2001:db8:ffff::1/64", "198.51.100.1/24"]
+        gateways = ["2001:db8:ffff::fffe", "198.51.100.254"]
+        [[ports]]
+        name = "server"
+        device = "net_ring1"
+        role = "server"
+        addresses = ["2001:db8:1::1/64", "192.0.2.1/24"]
+        [[neighbor]]
+        address = "2001:db8:1::10"
+        mac = "02:00:00:00:10:10"
+        port = "server"
+        [[service]]
+        name = "web6"
+        vip = "2001:db8:ffff::80"
+        protocol = "any"
+        ports = [80]
+        [[service.backend]]
+        address = "2001:db8:1::10"
+        [[service.backend]]
+        address = "2001:db8:1::11"
+        [[service.backend]]
+        address = "2001:db8:1::12"
+        [[service]]
+        name = "dsr6"
+        vip = "2001:db8:ffff::81"
+        protocol = "tcp"
+        forwarding = "dsr"
+        [[service.backend]]
+        address = "2001:db8:1::20"
+        [[service]]
+        name = "web4"
+        vip = "198.51.100.80"
+        protocol = "tcp"
+        ports = [80]
+        [[service.backend]]
+        address = "192.0.2.30"
+    "#;
+
+    const CLIENT_MAC: [u8; 6] = [2, 0xc, 0, 0, 0, 1];
+    const SERVER_MAC: [u8; 6] = [2, 0x5, 0, 0, 0, 1];
+
+    fn cores(n: usize, replay: bool) -> Vec<CoreLb> {
+        let cfg = Config::from_toml(CONFIG, "test").unwrap();
+        let topo = Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], replay).unwrap());
+        let mut map = BucketMap::new(1024, 0).unwrap();
+        map.assign_cores(0, n, |_| true).unwrap();
+        let map = Arc::new(map);
+        let hasher = IdentityHasher::new(*b"0123456789abcdef");
+        let sizing = CoreSizing { sessions: 1024, neighbors: 1024, extension_header_limit: 8 };
+        (0..n).map(|i| CoreLb::new(topo.clone(), i as u8, map.clone(), hasher.clone(), sizing).unwrap()).collect()
+    }
+
+    /// Runs a packet through the cores as the worker loops would.
+    fn run(cores: &mut [CoreLb], frame: &mut TestFrame, port: u8, now: u32) -> Verdict {
+        match cores[0].process(frame, port, now, false) {
+            Verdict::Handoff(c) => cores[usize::from(c)].process(frame, port, now, true),
+            v => v,
+        }
+    }
+
+    fn l4_checksum_ok6(frame: &[u8], pseudo_src: Ipv6Addr) -> bool {
+        let p = crate::packet::parse(frame, &ParseConfig::new()).unwrap();
+        let dst = match dst_addr(frame, &p).unwrap() {
+            IpAddr::V6(d) => d,
+            _ => unreachable!(),
+        };
+        let l4 = &frame[usize::from(p.l4_offset)..usize::from(p.l3_end)];
+        let acc = checksum::pseudo_header_v6(pseudo_src, dst, p.protocol, l4.len() as u32);
+        checksum::fold(checksum::sum(acc, l4)) == 0xffff || checksum::fold(checksum::sum(acc, l4)) == 0
+    }
+
+    fn hao_tcp(coa: &str, home: &str, vip: &str) -> TestFrame {
+        TestFrame::new(eth_ipv6(coa, vip, &[Ext::Hao(addr6(home))], &L4::Tcp(40000, 80, 7, 0x18)))
+    }
+
+    #[test]
+    fn dnat_keeps_a_roaming_node_on_its_backend() {
+        let mut cs = cores(2, true);
+        let home = "2001:db8:100::7";
+        let mut chosen = None;
+        for (i, coa) in ["2001:db8:c0::7", "2001:db8:c1::7", "2001:db8:c2::7", "2001:db8:c0::7"].iter().enumerate() {
+            let mut f = hao_tcp(coa, home, "2001:db8:ffff::80");
+            assert_eq!(run(&mut cs, &mut f, 0, i as u32), Verdict::Transmit(1));
+            let b = f.bytes();
+            let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+            let dst = dst_addr(b, &p).unwrap();
+            assert_eq!(*chosen.get_or_insert(dst), dst, "move {i} kept the backend");
+            // The HAO, the CoA source and the checksum (over HoA -> backend) hold.
+            assert_eq!(p.home_address(b), Some(addr6(home)));
+            assert_eq!(p.src_addr(b), Some(IpAddr::V6(addr6(coa))));
+            assert!(l4_checksum_ok6(b, addr6(home)), "TCP checksum valid after DNAT");
+            assert_eq!(&b[6..12], &SERVER_MAC);
+            let backend = match dst {
+                IpAddr::V6(a) => a,
+                _ => unreachable!(),
+            };
+            if backend == addr6("2001:db8:1::10") {
+                assert_eq!(&b[0..6], &[2, 0, 0, 0, 0x10, 0x10], "static neighbour");
+            } else {
+                assert_eq!(&b[0..6], &derived_mac(dst), "replay-derived neighbour");
+            }
+        }
+        let sessions: usize = cs.iter().map(|c| c.sessions()).sum();
+        assert_eq!(sessions, 1, "one session for the node, on its owner core");
+        let created: u64 = cs.iter().map(|c| c.counters.sessions_created).sum();
+        assert_eq!(created, 1);
+    }
+
+    #[test]
+    fn esp_and_slaac_identities_and_spread() {
+        let mut cs = cores(2, true);
+        let mut seen = std::collections::BTreeMap::new();
+        for n in 0..300u32 {
+            let mut first = None;
+            for prefix in ["2001:db8:e0", "2001:db8:e1"] {
+                let src = format!("{prefix}::{n:x}");
+                let mut f = TestFrame::new(eth_ipv6(&src, "2001:db8:ffff::80", &[], &L4::Esp(0x1000 + n, 1)));
+                assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+                let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
+                let dst = dst_addr(f.bytes(), &p).unwrap();
+                assert_eq!(*first.get_or_insert(dst), dst, "ESP node {n} kept its backend");
+                *seen.entry(dst).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(seen.len(), 3, "Maglev spreads identities over all backends: {seen:?}");
+        assert!(seen.values().all(|&c| c > 100), "{seen:?}");
+        assert!(cs.iter().all(|c| c.sessions() > 50), "both cores own sessions");
+    }
+
+    #[test]
+    fn handoff_goes_to_the_owner_and_never_twice() {
+        let mut cs = cores(2, true);
+        let mut handed = 0;
+        for n in 0..64u32 {
+            let mut f = hao_tcp("2001:db8:c0::1", &format!("2001:db8:100::{n:x}"), "2001:db8:ffff::80");
+            match cs[0].process(&mut f, 0, 0, false) {
+                Verdict::Handoff(1) => {
+                    handed += 1;
+                    assert_eq!(cs[1].process(&mut f, 0, 0, true), Verdict::Transmit(1));
+                }
+                Verdict::Transmit(1) => {}
+                v => panic!("unexpected {v:?}"),
+            }
+        }
+        assert!(handed > 10 && handed < 54, "about half the identities belong to core 1: {handed}");
+        assert_eq!(cs[0].counters.handoffs, handed);
+    }
+
+    #[test]
+    fn replies_get_the_vip_back() {
+        let mut cs = cores(1, true);
+        let mut f = TestFrame::new(eth_ipv4("192.0.2.30", "203.0.113.9", &L4::Tcp(80, 40000, 1, 0x12)));
+        assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Transmit(0));
+        let b = f.bytes();
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.src_addr(b), Some("198.51.100.80".parse().unwrap()));
+        // Off-link client: via the client-side gateway's (derived) MAC.
+        assert_eq!(&b[0..6], &derived_mac("198.51.100.254".parse().unwrap()));
+        assert_eq!(&b[6..12], &CLIENT_MAC);
+        assert!(crate::packet::parse(b, &ParseConfig::new()).is_ok(), "IPv4 header checksum still valid");
+        let l4 = &b[usize::from(p.l4_offset)..usize::from(p.l3_end)];
+        let acc = checksum::pseudo_header_v4(
+            "198.51.100.80".parse().unwrap(),
+            "203.0.113.9".parse().unwrap(),
+            IpProtocol::Tcp,
+            l4.len() as u32,
+        );
+        assert_eq!(checksum::fold(checksum::sum(acc, l4)), 0xffff, "TCP checksum valid");
+        assert_eq!(cs[0].counters.replies, 1);
+    }
+
+    #[test]
+    fn dsr_encapsulates_ipv6_in_ipv6() {
+        let mut cs = cores(1, true);
+        let original = eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::81", &[Ext::Hao(addr6("2001:db8:100::5"))], &L4::Tcp(1, 22, 1, 2));
+        let mut f = TestFrame::new(original.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+        let b = f.bytes();
+        assert_eq!(b.len(), original.len() + 40);
+        assert_eq!(&b[12..14], &[0x86, 0xdd]);
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.protocol, IpProtocol::Ipv6, "outer next header is IPv6");
+        assert_eq!(dst_addr(b, &p), Some("2001:db8:1::20".parse().unwrap()));
+        assert_eq!(p.src_addr(b), Some("2001:db8:1::1".parse().unwrap()));
+        assert_eq!(&b[54..], &original[14..], "inner packet untouched (HAO kept)");
+    }
+
+    #[test]
+    fn unmatched_traffic_is_counted() {
+        let mut cs = cores(1, true);
+        let mut f = TestFrame::new(eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::99", &[], &L4::Tcp(1, 80, 1, 2)));
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::NoService as usize], 1);
+        let mut f = TestFrame::new(eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::80", &[], &L4::Tcp(1, 443, 1, 2)));
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop, "port 443 is not the service's");
+        let mut f = TestFrame::new(vec![0u8; 10]);
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
+        assert_eq!(cs[0].counters.parse_drops.total(), 1);
+    }
+
+    #[test]
+    fn without_replay_an_unknown_neighbour_is_not_guessed() {
+        let mut cs = cores(1, false);
+        let mut resolved = 0;
+        let mut unresolved = 0;
+        for n in 0..60u32 {
+            let mut f = hao_tcp("2001:db8:c0::1", &format!("2001:db8:100::{n:x}"), "2001:db8:ffff::80");
+            match cs[0].process(&mut f, 0, 0, false) {
+                Verdict::Transmit(1) => resolved += 1,
+                Verdict::Drop => unresolved += 1,
+                v => panic!("{v:?}"),
+            }
+        }
+        assert!(resolved > 0 && unresolved > 0, "only the static neighbour resolves: {resolved}/{unresolved}");
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize], unresolved);
+        assert_eq!(cs[0].counters.neighbor_requests_suppressed, 0);
+    }
+
+    #[test]
+    fn sessions_expire_and_full_tables_refuse() {
+        let mut cs = cores(1, true);
+        let cap = cs[0].session_capacity();
+        for n in 0..cap as u32 {
+            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+        }
+        assert_eq!(cs[0].sessions(), cap);
+        let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(0xffff_0000, 1)));
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop, "a full table refuses a new identity");
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::SessionTableFull as usize], 1);
+        // Existing sessions still forward.
+        let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::2", "2001:db8:ffff::80", &[], &L4::Esp(1, 2)));
+        assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
+        // Lifetime 300 s: all expire after it, in bounded sweeps.
+        let mut expired = 0;
+        for _ in 0..100 {
+            expired += cs[0].expire(10_000, 256);
+        }
+        assert_eq!(expired, cap);
+        assert_eq!(cs[0].sessions(), 0);
+    }
+
+    #[test]
+    fn fnat_is_refused_at_start() {
+        let cfg = Config::from_toml(
+            &CONFIG.replace("forwarding = \"dsr\"", "forwarding = \"fnat\""),
+            "test",
+        )
+        .unwrap();
+        let e = Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service[1].forwarding: \"fnat\" is not available in this build yet (use dnat or dsr)"
+        );
+    }
+}
