@@ -47,13 +47,18 @@ fn filled(capacity: usize, n: u64) -> Table<Key20, u32> {
 fn table_benches(c: &mut Criterion) {
     // 1M entries in the table sized for 1M (2^21 slots, load 0.48), and a
     // table filled to its 7/8 limit (2^20 slots, 917 504 entries).
-    let cases: [(&str, usize, u64); 2] = [("1M", 1_000_000, MILLION), ("full-7/8", 917_504, 917_504)];
-    let probe: Vec<(u64, Key20)> = (0..MILLION).map(|i| key(mix(i ^ 0x5555) % MILLION)).collect();
+    let cases: [(&str, usize, u64); 2] =
+        [("1M", 1_000_000, MILLION), ("full-7/8", 917_504, 917_504)];
+    let probe: Vec<(u64, Key20)> = (0..MILLION)
+        .map(|i| key(mix(i ^ 0x5555) % MILLION))
+        .collect();
     for (name, cap, n) in cases {
         let mut t = filled(cap, n);
-        let probe: Vec<(u64, Key20)> = probe.iter().copied().filter(|(_, k)| {
-            u64::from_le_bytes(k.id[..8].try_into().unwrap_or([0; 8])) < n
-        }).collect();
+        let probe: Vec<(u64, Key20)> = probe
+            .iter()
+            .copied()
+            .filter(|(_, k)| u64::from_le_bytes(k.id[..8].try_into().unwrap_or([0; 8])) < n)
+            .collect();
         let mut g = c.benchmark_group(format!("table/{name}"));
         let mut i = 0usize;
         g.bench_function("lookup_hit", |b| {

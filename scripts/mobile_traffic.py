@@ -23,6 +23,7 @@ identity roamlb should derive, so a test can check affinity from the output.
 """
 
 import argparse
+import ipaddress
 import json
 import random
 import struct
@@ -64,6 +65,11 @@ def tcp6(src, hoa, dst, sport, dport, seq, payload):
     return bytes(raw)
 
 
+def norm6(a):
+    """RFC 5952 text, as roamlb and the checker print addresses."""
+    return str(ipaddress.IPv6Address(a))
+
+
 def hao_destopt(hoa):
     # PadN(4) puts the HAO at offset 6 mod 8 (its 8n+6 alignment rule).
     return IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\0\0"), HAO(hoa=hoa)])
@@ -92,7 +98,7 @@ def main():
         kind = kinds[node % len(kinds)]
         counts[kind] = counts.get(kind, 0) + 1
         hi, lo = node >> 8, node & 0xFF
-        home = f"2001:db8:100::{hi:x}:{lo:x}"
+        home = norm6(f"2001:db8:100::{hi:x}:{lo:x}")
         iid = f"{0x0200 + hi:x}:{0x5eff:x}:{0xfe00 + lo:x}:{node:x}"
         sport = 20000 + node % 40000
         pkts, ids = [], []
@@ -118,7 +124,7 @@ def main():
         elif kind == "esp":
             spi = 0x10000 + node
             for i in range(a.packets):
-                src = f"2001:db8:e{i % 2:x}::{hi:x}:{lo:x}"
+                src = norm6(f"2001:db8:e{i % 2:x}::{hi:x}:{lo:x}")
                 pkts.append(eth / IPv6(src=src, dst=a.vip6) / ESP(spi=spi, seq=i + 1, data=b"\x00" * 24))
                 ids.append(f"spi=0x{spi:08x}")
         elif kind == "slaac":

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use roamlb::classify::{self, ClassifyArgs};
 use roamlb::config::{Config, DEMO_CONFIG};
 use roamlb::identity::IdentityMode;
-use roamlb::runtime::replay::{replay_config, ReplayFiles};
+use roamlb::runtime::replay::{merge_outputs, replay_config, ReplayFiles};
 use roamlb::runtime::{self, RunOptions, RunReport};
 
 #[derive(Debug, Parser)]
@@ -99,8 +99,16 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Classify { pcap, identity_mode, json } => {
-            let args = ClassifyArgs { pcap, identity_mode, json };
+        Command::Classify {
+            pcap,
+            identity_mode,
+            json,
+        } => {
+            let args = ClassifyArgs {
+                pcap,
+                identity_mode,
+                json,
+            };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             match classify::run(&args, &mut out) {
@@ -150,14 +158,21 @@ fn main() -> ExitCode {
                 scratch: scratch.clone(),
             };
             let result = match replay_config(&cfg, &files) {
-                Ok(cfg) => run_and_report(
-                    &cfg,
-                    &RunOptions {
+                Ok(rcfg) => {
+                    let opts = RunOptions {
                         until_idle: Some(drain),
                         duration: None,
-                    },
-                    json,
-                ),
+                        replay: true,
+                    };
+                    let code = run_and_report(&rcfg, &opts, json);
+                    match merge_outputs(&rcfg, &files) {
+                        Ok(_) => code,
+                        Err(e) => {
+                            eprintln!("roamlb replay: {e}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
                 Err(e) => {
                     eprintln!("roamlb replay: {e}");
                     ExitCode::from(2)
@@ -191,6 +206,7 @@ fn main() -> ExitCode {
                 &RunOptions {
                     until_idle,
                     duration,
+                    replay: false,
                 },
                 json,
             )

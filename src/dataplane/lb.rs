@@ -32,13 +32,18 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol};
+use crate::config::{
+    Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol,
+};
 use crate::dataplane::buckets::BucketMap;
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{identify, Identity, IdentityHasher, IdentityMode};
 use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
-use crate::packet::{ipv4, ipv6, DropCounters, IpProtocol, Ipv4Field, Ipv6Field, L3Kind, OuterHeader, ParseConfig, Parsed};
+use crate::packet::{
+    ipv4, ipv6, DropCounters, IpProtocol, Ipv4Field, Ipv6Field, L3Kind, OuterHeader, ParseConfig,
+    Parsed,
+};
 
 /// A packet buffer the pipeline can read, rewrite and grow at the front.
 pub trait Frame {
@@ -147,7 +152,11 @@ impl LbCounters {
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
-            backend_packets: topo.services.iter().map(|s| vec![0; s.backends.backends().len()].into()).collect(),
+            backend_packets: topo
+                .services
+                .iter()
+                .map(|s| vec![0; s.backends.backends().len()].into())
+                .collect(),
         }
     }
 
@@ -277,8 +286,17 @@ pub fn derived_mac(addr: IpAddr) -> [u8; 6] {
 
 impl Topology {
     /// Builds the topology from a validated configuration and the ports' MACs.
-    pub fn from_config(cfg: &Config, macs: &[[u8; 6]], replay: bool) -> Result<Topology, TopologyError> {
-        let index = |name: &str| cfg.ports.iter().position(|p| p.name == name).map(|i| i as u8);
+    pub fn from_config(
+        cfg: &Config,
+        macs: &[[u8; 6]],
+        replay: bool,
+    ) -> Result<Topology, TopologyError> {
+        let index = |name: &str| {
+            cfg.ports
+                .iter()
+                .position(|p| p.name == name)
+                .map(|i| i as u8)
+        };
         let ports: Vec<PortSpec> = cfg
             .ports
             .iter()
@@ -292,8 +310,14 @@ impl Topology {
                 forward_to: p.forward_to.as_deref().and_then(index),
             })
             .collect();
-        let client_port = ports.iter().position(|p| p.role != PortRole::Server).unwrap_or(0) as u8;
-        let server_port = ports.iter().position(|p| p.role != PortRole::Client).unwrap_or(0) as u8;
+        let client_port = ports
+            .iter()
+            .position(|p| p.role != PortRole::Server)
+            .unwrap_or(0) as u8;
+        let server_port = ports
+            .iter()
+            .position(|p| p.role != PortRole::Client)
+            .unwrap_or(0) as u8;
         let server_addrs = &cfg.ports[server_port as usize].addresses;
         let encap_src4 = server_addrs.iter().find_map(|n| match n.addr() {
             IpAddr::V4(a) => Some(a),
@@ -314,7 +338,11 @@ impl Topology {
             }
             if s.forwarding == ForwardingMode::Dsr {
                 for (j, b) in s.backend.iter().enumerate() {
-                    let have = if b.address.is_ipv4() { encap_src4.is_some() } else { encap_src6.is_some() };
+                    let have = if b.address.is_ipv4() {
+                        encap_src4.is_some()
+                    } else {
+                        encap_src6.is_some()
+                    };
                     if !have {
                         return Err(TopologyError::Unsupported(format!(
                             "service[{i}].backend[{j}]: dsr to {} needs an address of its family on the server-side port (outer source)",
@@ -326,14 +354,20 @@ impl Topology {
             let backends: Vec<Backend> = s
                 .backend
                 .iter()
-                .map(|b| Backend { address: b.address, weight: b.weight, group: b.group, healthy: true })
+                .map(|b| Backend {
+                    address: b.address,
+                    weight: b.weight,
+                    group: b.group,
+                    healthy: true,
+                })
                 .collect();
             let policy = match s.scheduler {
                 SchedulerKind::Maglev => Policy::Maglev,
                 SchedulerKind::Wrr => Policy::WeightedRoundRobin,
                 SchedulerKind::LeastConn => Policy::LeastConnections,
             };
-            let set = BackendSet::new(backends, policy, 1).map_err(|e| TopologyError::Backends(i, e))?;
+            let set =
+                BackendSet::new(backends, policy, 1).map_err(|e| TopologyError::Backends(i, e))?;
             if s.forwarding == ForwardingMode::Dnat {
                 for b in &s.backend {
                     reverse.push((b.address, i as u16));
@@ -378,11 +412,18 @@ impl Topology {
 
     #[inline]
     fn match_service(&self, dst: IpAddr, protocol: IpProtocol, port: Option<u16>) -> Option<usize> {
-        self.services.iter().position(|s| s.vip == dst && s.matches(protocol, port))
+        self.services
+            .iter()
+            .position(|s| s.vip == dst && s.matches(protocol, port))
     }
 
     #[inline]
-    fn reverse_service(&self, src: IpAddr, protocol: IpProtocol, port: Option<u16>) -> Option<usize> {
+    fn reverse_service(
+        &self,
+        src: IpAddr,
+        protocol: IpProtocol,
+        port: Option<u16>,
+    ) -> Option<usize> {
         let start = self.reverse.partition_point(|(a, _)| *a < src);
         self.reverse[start..]
             .iter()
@@ -406,17 +447,70 @@ impl Topology {
         if p.prefixes.is_empty() || p.prefixes.iter().any(|n| n.contains(&dst)) {
             return Some(dst);
         }
-        p.gateways.iter().copied().find(|g| g.is_ipv4() == dst.is_ipv4())
+        p.gateways
+            .iter()
+            .copied()
+            .find(|g| g.is_ipv4() == dst.is_ipv4())
     }
 }
 
-/// Key of the session table: one identity per service.
+/// Key of the session table: one identity per service, packed into 20
+/// bytes with alignment 2 (`Identity` itself is 24 bytes with alignment 8),
+/// which keeps a table slot within the 64-byte-per-session budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionKey {
-    /// Service index.
-    pub service: u16,
-    /// The mobile identity.
-    pub identity: Identity,
+    service: u16,
+    kind: u8,
+    value: [u8; 16],
+}
+
+impl SessionKey {
+    /// The key of `identity` in service `service`.
+    #[inline]
+    pub fn new(service: u16, identity: &Identity) -> Self {
+        let mut value = [0u8; 16];
+        let kind = match identity {
+            Identity::Spi(spi) => {
+                value[..4].copy_from_slice(&spi.to_be_bytes());
+                0
+            }
+            Identity::HomeAddress(a) => {
+                value = a.octets();
+                1
+            }
+            Identity::InterfaceId(iid) => {
+                value[..8].copy_from_slice(&iid.to_be_bytes());
+                2
+            }
+            Identity::Source(IpAddr::V4(a)) => {
+                value[..4].copy_from_slice(&a.octets());
+                3
+            }
+            Identity::Source(IpAddr::V6(a)) => {
+                value = a.octets();
+                4
+            }
+        };
+        SessionKey { service, kind, value }
+    }
+
+    /// The service index.
+    pub fn service(&self) -> u16 {
+        self.service
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> Identity {
+        let v = self.value;
+        let u32_at = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+        match self.kind {
+            0 => Identity::Spi(u32_at),
+            1 => Identity::HomeAddress(Ipv6Addr::from(v)),
+            2 => Identity::InterfaceId(u64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]])),
+            3 => Identity::Source(IpAddr::V4(Ipv4Addr::from(u32_at))),
+            _ => Identity::Source(IpAddr::V6(Ipv6Addr::from(v))),
+        }
+    }
 }
 
 /// Sizes of one core's tables.
@@ -506,15 +600,20 @@ impl CoreLb {
     /// The backend an identity's session on this core points at.
     pub fn session_backend(&self, service: u16, identity: Identity, now: u32) -> Option<IpAddr> {
         let hash = self.hasher.hash(&identity);
-        let e = self.sessions.get(hash, &SessionKey { service, identity }, now)?;
-        self.schedulers[usize::from(service)].set().get(e.value()).map(|b| b.address)
+        let e = self
+            .sessions
+            .get(hash, &SessionKey::new(service, &identity), now)?;
+        self.schedulers[usize::from(service)]
+            .set()
+            .get(e.value())
+            .map(|b| b.address)
     }
 
     /// Expires sessions, examining at most `budget` slots.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
         let n = self.sessions.expire(now, budget, |e| {
-            if let Some(s) = schedulers.get_mut(usize::from(e.key().service)) {
+            if let Some(s) = schedulers.get_mut(usize::from(e.key().service())) {
                 s.session_closed(e.value());
             }
         });
@@ -526,8 +625,15 @@ impl CoreLb {
     /// Decides what happens to one packet received on `in_port` (or handed
     /// over by another core when `handed_off`), rewriting it as needed.
     #[inline]
-    pub fn process<F: Frame>(&mut self, f: &mut F, in_port: u8, now: u32, handed_off: bool) -> Verdict {
-        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut self.parsed) {
+    pub fn process<F: Frame>(
+        &mut self,
+        f: &mut F,
+        in_port: u8,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
+        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut self.parsed)
+        {
             // A port with `forward_to` bridges what it does not balance,
             // including what it cannot parse; elsewhere the reason counts.
             if let Some(out) = self.topo.ports[usize::from(in_port)].forward_to {
@@ -605,14 +711,18 @@ impl CoreLb {
                 return Verdict::Handoff(owner);
             }
         }
-        let key = SessionKey { service: si as u16, identity };
+        let key = SessionKey::new(si as u16, &identity);
         let backend = match self.sessions.lookup(hash, &key, now) {
             Some(e) => e.value(),
             None => {
                 let Some(b) = self.schedulers[si].pick(hash) else {
                     return self.counters.drop(LbDrop::NoBackend);
                 };
-                if self.sessions.insert(hash, key, b, svc.lifetime, now).is_err() {
+                if self
+                    .sessions
+                    .insert(hash, key, b, svc.lifetime, now)
+                    .is_err()
+                {
                     return self.counters.drop(LbDrop::SessionTableFull);
                 }
                 self.schedulers[si].session_opened(b);
@@ -657,8 +767,12 @@ impl CoreLb {
     ) -> Verdict {
         let vip = topo.services[si].vip;
         let ok = match (vip, p.l3) {
-            (IpAddr::V4(v), L3Kind::Ipv4) => set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok(),
-            (IpAddr::V6(v), L3Kind::Ipv6) => set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok(),
+            (IpAddr::V4(v), L3Kind::Ipv4) => {
+                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
+            }
+            (IpAddr::V6(v), L3Kind::Ipv6) => {
+                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
+            }
             _ => false,
         };
         if !ok {
@@ -674,7 +788,14 @@ impl CoreLb {
 
     /// Writes the next hop's MAC and the port's own MAC.
     #[inline]
-    fn set_l2<F: Frame>(&mut self, f: &mut F, topo: &Topology, port: u8, dst: IpAddr, now: u32) -> Result<(), LbDrop> {
+    fn set_l2<F: Frame>(
+        &mut self,
+        f: &mut F,
+        topo: &Topology,
+        port: u8,
+        dst: IpAddr,
+        now: u32,
+    ) -> Result<(), LbDrop> {
         let nh = topo.next_hop(port, dst).ok_or(LbDrop::NoRoute)?;
         let mac = match topo.static_neighbor(port, nh) {
             Some(m) => m,
@@ -709,11 +830,17 @@ fn dst_addr(frame: &[u8], p: &Parsed) -> Option<IpAddr> {
     let o = usize::from(p.l3_offset);
     match p.l3 {
         L3Kind::Ipv4 => {
-            let b: [u8; 4] = frame.get(o + ipv4::DST_OFFSET..o + ipv4::DST_OFFSET + 4)?.try_into().ok()?;
+            let b: [u8; 4] = frame
+                .get(o + ipv4::DST_OFFSET..o + ipv4::DST_OFFSET + 4)?
+                .try_into()
+                .ok()?;
             Some(IpAddr::V4(Ipv4Addr::from(b)))
         }
         L3Kind::Ipv6 => {
-            let b: [u8; 16] = frame.get(o + ipv6::DST_OFFSET..o + ipv6::DST_OFFSET + 16)?.try_into().ok()?;
+            let b: [u8; 16] = frame
+                .get(o + ipv6::DST_OFFSET..o + ipv6::DST_OFFSET + 16)?
+                .try_into()
+                .ok()?;
             Some(IpAddr::V6(Ipv6Addr::from(b)))
         }
         _ => None,
@@ -726,7 +853,9 @@ fn dst_addr(frame: &[u8], p: &Parsed) -> Option<IpAddr> {
 fn is_neighbor_discovery(p: &Parsed, frame: &[u8]) -> bool {
     p.protocol == IpProtocol::Icmpv6
         && p.has_l4()
-        && frame.get(usize::from(p.l4_offset)).is_some_and(|t| (133..=137).contains(t))
+        && frame
+            .get(usize::from(p.l4_offset))
+            .is_some_and(|t| (133..=137).contains(t))
 }
 
 #[inline]
@@ -740,13 +869,26 @@ fn rewrite_dst(frame: &mut [u8], p: &Parsed, to: IpAddr) -> bool {
 
 /// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
 /// and the packet (RFC 2473 / RFC 2003), keeping the L2 header in front.
-fn encapsulate<F: Frame>(f: &mut F, p: &Parsed, topo: &Topology, backend: IpAddr) -> Result<(), LbDrop> {
+fn encapsulate<F: Frame>(
+    f: &mut F,
+    p: &Parsed,
+    topo: &Topology,
+    backend: IpAddr,
+) -> Result<(), LbDrop> {
     let l2 = usize::from(p.l3_offset);
     let end = usize::from(p.l3_end).min(f.bytes().len());
     let inner_len = u16::try_from(end.saturating_sub(l2)).map_err(|_| LbDrop::RewriteFailed)?;
     let outer = match backend {
-        IpAddr::V4(dst) => OuterHeader::V4 { src: topo.encap_src4.ok_or(LbDrop::NoRoute)?, dst, ttl: 64 },
-        IpAddr::V6(dst) => OuterHeader::V6 { src: topo.encap_src6.ok_or(LbDrop::NoRoute)?, dst, hop_limit: 64 },
+        IpAddr::V4(dst) => OuterHeader::V4 {
+            src: topo.encap_src4.ok_or(LbDrop::NoRoute)?,
+            dst,
+            ttl: 64,
+        },
+        IpAddr::V6(dst) => OuterHeader::V6 {
+            src: topo.encap_src6.ok_or(LbDrop::NoRoute)?,
+            dst,
+            hop_limit: 64,
+        },
     };
     let n = outer.len();
     if !f.prepend(n) {
@@ -756,7 +898,9 @@ fn encapsulate<F: Frame>(f: &mut F, p: &Parsed, topo: &Topology, backend: IpAddr
     b.copy_within(n..n + l2, 0);
     let ethertype: u16 = if backend.is_ipv4() { 0x0800 } else { 0x86dd };
     b[l2 - 2..l2].copy_from_slice(&ethertype.to_be_bytes());
-    outer.emit(&mut b[l2..l2 + n], p.l3, inner_len).map_err(|_| LbDrop::RewriteFailed)?;
+    outer
+        .emit(&mut b[l2..l2 + n], p.l3, inner_len)
+        .map_err(|_| LbDrop::RewriteFailed)?;
     Ok(())
 }
 
@@ -846,13 +990,22 @@ mod tests {
 
     fn cores(n: usize, replay: bool) -> Vec<CoreLb> {
         let cfg = Config::from_toml(CONFIG, "test").unwrap();
-        let topo = Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], replay).unwrap());
+        let topo =
+            Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], replay).unwrap());
         let mut map = BucketMap::new(1024, 0).unwrap();
         map.assign_cores(0, n, |_| true).unwrap();
         let map = Arc::new(map);
         let hasher = IdentityHasher::new(*b"0123456789abcdef");
-        let sizing = CoreSizing { sessions: 1024, neighbors: 1024, extension_header_limit: 8 };
-        (0..n).map(|i| CoreLb::new(topo.clone(), i as u8, map.clone(), hasher.clone(), sizing).unwrap()).collect()
+        let sizing = CoreSizing {
+            sessions: 1024,
+            neighbors: 1024,
+            extension_header_limit: 8,
+        };
+        (0..n)
+            .map(|i| {
+                CoreLb::new(topo.clone(), i as u8, map.clone(), hasher.clone(), sizing).unwrap()
+            })
+            .collect()
     }
 
     /// Runs a packet through the cores as the worker loops would.
@@ -871,11 +1024,17 @@ mod tests {
         };
         let l4 = &frame[usize::from(p.l4_offset)..usize::from(p.l3_end)];
         let acc = checksum::pseudo_header_v6(pseudo_src, dst, p.protocol, l4.len() as u32);
-        checksum::fold(checksum::sum(acc, l4)) == 0xffff || checksum::fold(checksum::sum(acc, l4)) == 0
+        checksum::fold(checksum::sum(acc, l4)) == 0xffff
+            || checksum::fold(checksum::sum(acc, l4)) == 0
     }
 
     fn hao_tcp(coa: &str, home: &str, vip: &str) -> TestFrame {
-        TestFrame::new(eth_ipv6(coa, vip, &[Ext::Hao(addr6(home))], &L4::Tcp(40000, 80, 7, 0x18)))
+        TestFrame::new(eth_ipv6(
+            coa,
+            vip,
+            &[Ext::Hao(addr6(home))],
+            &L4::Tcp(40000, 80, 7, 0x18),
+        ))
     }
 
     #[test]
@@ -883,7 +1042,15 @@ mod tests {
         let mut cs = cores(2, true);
         let home = "2001:db8:100::7";
         let mut chosen = None;
-        for (i, coa) in ["2001:db8:c0::7", "2001:db8:c1::7", "2001:db8:c2::7", "2001:db8:c0::7"].iter().enumerate() {
+        for (i, coa) in [
+            "2001:db8:c0::7",
+            "2001:db8:c1::7",
+            "2001:db8:c2::7",
+            "2001:db8:c0::7",
+        ]
+        .iter()
+        .enumerate()
+        {
             let mut f = hao_tcp(coa, home, "2001:db8:ffff::80");
             assert_eq!(run(&mut cs, &mut f, 0, i as u32), Verdict::Transmit(1));
             let b = f.bytes();
@@ -893,7 +1060,10 @@ mod tests {
             // The HAO, the CoA source and the checksum (over HoA -> backend) hold.
             assert_eq!(p.home_address(b), Some(addr6(home)));
             assert_eq!(p.src_addr(b), Some(IpAddr::V6(addr6(coa))));
-            assert!(l4_checksum_ok6(b, addr6(home)), "TCP checksum valid after DNAT");
+            assert!(
+                l4_checksum_ok6(b, addr6(home)),
+                "TCP checksum valid after DNAT"
+            );
             assert_eq!(&b[6..12], &SERVER_MAC);
             let backend = match dst {
                 IpAddr::V6(a) => a,
@@ -919,17 +1089,33 @@ mod tests {
             let mut first = None;
             for prefix in ["2001:db8:e0", "2001:db8:e1"] {
                 let src = format!("{prefix}::{n:x}");
-                let mut f = TestFrame::new(eth_ipv6(&src, "2001:db8:ffff::80", &[], &L4::Esp(0x1000 + n, 1)));
+                let mut f = TestFrame::new(eth_ipv6(
+                    &src,
+                    "2001:db8:ffff::80",
+                    &[],
+                    &L4::Esp(0x1000 + n, 1),
+                ));
                 assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
                 let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
                 let dst = dst_addr(f.bytes(), &p).unwrap();
-                assert_eq!(*first.get_or_insert(dst), dst, "ESP node {n} kept its backend");
+                assert_eq!(
+                    *first.get_or_insert(dst),
+                    dst,
+                    "ESP node {n} kept its backend"
+                );
                 *seen.entry(dst).or_insert(0) += 1;
             }
         }
-        assert_eq!(seen.len(), 3, "Maglev spreads identities over all backends: {seen:?}");
+        assert_eq!(
+            seen.len(),
+            3,
+            "Maglev spreads identities over all backends: {seen:?}"
+        );
         assert!(seen.values().all(|&c| c > 100), "{seen:?}");
-        assert!(cs.iter().all(|c| c.sessions() > 50), "both cores own sessions");
+        assert!(
+            cs.iter().all(|c| c.sessions() > 50),
+            "both cores own sessions"
+        );
     }
 
     #[test]
@@ -937,7 +1123,11 @@ mod tests {
         let mut cs = cores(2, true);
         let mut handed = 0;
         for n in 0..64u32 {
-            let mut f = hao_tcp("2001:db8:c0::1", &format!("2001:db8:100::{n:x}"), "2001:db8:ffff::80");
+            let mut f = hao_tcp(
+                "2001:db8:c0::1",
+                &format!("2001:db8:100::{n:x}"),
+                "2001:db8:ffff::80",
+            );
             match cs[0].process(&mut f, 0, 0, false) {
                 Verdict::Handoff(1) => {
                     handed += 1;
@@ -947,14 +1137,21 @@ mod tests {
                 v => panic!("unexpected {v:?}"),
             }
         }
-        assert!(handed > 10 && handed < 54, "about half the identities belong to core 1: {handed}");
+        assert!(
+            handed > 10 && handed < 54,
+            "about half the identities belong to core 1: {handed}"
+        );
         assert_eq!(cs[0].counters.handoffs, handed);
     }
 
     #[test]
     fn replies_get_the_vip_back() {
         let mut cs = cores(1, true);
-        let mut f = TestFrame::new(eth_ipv4("192.0.2.30", "203.0.113.9", &L4::Tcp(80, 40000, 1, 0x12)));
+        let mut f = TestFrame::new(eth_ipv4(
+            "192.0.2.30",
+            "203.0.113.9",
+            &L4::Tcp(80, 40000, 1, 0x12),
+        ));
         assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Transmit(0));
         let b = f.bytes();
         let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
@@ -962,7 +1159,10 @@ mod tests {
         // Off-link client: via the client-side gateway's (derived) MAC.
         assert_eq!(&b[0..6], &derived_mac("198.51.100.254".parse().unwrap()));
         assert_eq!(&b[6..12], &CLIENT_MAC);
-        assert!(crate::packet::parse(b, &ParseConfig::new()).is_ok(), "IPv4 header checksum still valid");
+        assert!(
+            crate::packet::parse(b, &ParseConfig::new()).is_ok(),
+            "IPv4 header checksum still valid"
+        );
         let l4 = &b[usize::from(p.l4_offset)..usize::from(p.l3_end)];
         let acc = checksum::pseudo_header_v4(
             "198.51.100.80".parse().unwrap(),
@@ -970,14 +1170,23 @@ mod tests {
             IpProtocol::Tcp,
             l4.len() as u32,
         );
-        assert_eq!(checksum::fold(checksum::sum(acc, l4)), 0xffff, "TCP checksum valid");
+        assert_eq!(
+            checksum::fold(checksum::sum(acc, l4)),
+            0xffff,
+            "TCP checksum valid"
+        );
         assert_eq!(cs[0].counters.replies, 1);
     }
 
     #[test]
     fn dsr_encapsulates_ipv6_in_ipv6() {
         let mut cs = cores(1, true);
-        let original = eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::81", &[Ext::Hao(addr6("2001:db8:100::5"))], &L4::Tcp(1, 22, 1, 2));
+        let original = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::81",
+            &[Ext::Hao(addr6("2001:db8:100::5"))],
+            &L4::Tcp(1, 22, 1, 2),
+        );
         let mut f = TestFrame::new(original.clone());
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
         let b = f.bytes();
@@ -987,17 +1196,35 @@ mod tests {
         assert_eq!(p.protocol, IpProtocol::Ipv6, "outer next header is IPv6");
         assert_eq!(dst_addr(b, &p), Some("2001:db8:1::20".parse().unwrap()));
         assert_eq!(p.src_addr(b), Some("2001:db8:1::1".parse().unwrap()));
-        assert_eq!(&b[54..], &original[14..], "inner packet untouched (HAO kept)");
+        assert_eq!(
+            &b[54..],
+            &original[14..],
+            "inner packet untouched (HAO kept)"
+        );
     }
 
     #[test]
     fn unmatched_traffic_is_counted() {
         let mut cs = cores(1, true);
-        let mut f = TestFrame::new(eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::99", &[], &L4::Tcp(1, 80, 1, 2)));
+        let mut f = TestFrame::new(eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::99",
+            &[],
+            &L4::Tcp(1, 80, 1, 2),
+        ));
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
         assert_eq!(cs[0].counters.lb_drops[LbDrop::NoService as usize], 1);
-        let mut f = TestFrame::new(eth_ipv6("2001:db8:c0::5", "2001:db8:ffff::80", &[], &L4::Tcp(1, 443, 1, 2)));
-        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop, "port 443 is not the service's");
+        let mut f = TestFrame::new(eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Tcp(1, 443, 1, 2),
+        ));
+        assert_eq!(
+            cs[0].process(&mut f, 0, 0, false),
+            Verdict::Drop,
+            "port 443 is not the service's"
+        );
         let mut f = TestFrame::new(vec![0u8; 10]);
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
         assert_eq!(cs[0].counters.parse_drops.total(), 1);
@@ -1009,15 +1236,25 @@ mod tests {
         let mut resolved = 0;
         let mut unresolved = 0;
         for n in 0..60u32 {
-            let mut f = hao_tcp("2001:db8:c0::1", &format!("2001:db8:100::{n:x}"), "2001:db8:ffff::80");
+            let mut f = hao_tcp(
+                "2001:db8:c0::1",
+                &format!("2001:db8:100::{n:x}"),
+                "2001:db8:ffff::80",
+            );
             match cs[0].process(&mut f, 0, 0, false) {
                 Verdict::Transmit(1) => resolved += 1,
                 Verdict::Drop => unresolved += 1,
                 v => panic!("{v:?}"),
             }
         }
-        assert!(resolved > 0 && unresolved > 0, "only the static neighbour resolves: {resolved}/{unresolved}");
-        assert_eq!(cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize], unresolved);
+        assert!(
+            resolved > 0 && unresolved > 0,
+            "only the static neighbour resolves: {resolved}/{unresolved}"
+        );
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize],
+            unresolved
+        );
         assert_eq!(cs[0].counters.neighbor_requests_suppressed, 0);
     }
 
@@ -1026,15 +1263,37 @@ mod tests {
         let mut cs = cores(1, true);
         let cap = cs[0].session_capacity();
         for n in 0..cap as u32 {
-            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+            let mut f = TestFrame::new(eth_ipv6(
+                "2001:db8:e0::1",
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Esp(n + 1, 1),
+            ));
             assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
         }
         assert_eq!(cs[0].sessions(), cap);
-        let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(0xffff_0000, 1)));
-        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop, "a full table refuses a new identity");
-        assert_eq!(cs[0].counters.lb_drops[LbDrop::SessionTableFull as usize], 1);
+        let mut f = TestFrame::new(eth_ipv6(
+            "2001:db8:e0::1",
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Esp(0xffff_0000, 1),
+        ));
+        assert_eq!(
+            cs[0].process(&mut f, 0, 0, false),
+            Verdict::Drop,
+            "a full table refuses a new identity"
+        );
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::SessionTableFull as usize],
+            1
+        );
         // Existing sessions still forward.
-        let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::2", "2001:db8:ffff::80", &[], &L4::Esp(1, 2)));
+        let mut f = TestFrame::new(eth_ipv6(
+            "2001:db8:e0::2",
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Esp(1, 2),
+        ));
         assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
         // Lifetime 300 s: all expire after it, in bounded sweeps.
         let mut expired = 0;
@@ -1043,6 +1302,27 @@ mod tests {
         }
         assert_eq!(expired, cap);
         assert_eq!(cs[0].sessions(), 0);
+    }
+
+    #[test]
+    fn session_keys_are_compact_and_round_trip() {
+        assert_eq!(std::mem::size_of::<SessionKey>(), 20);
+        let ids = [
+            Identity::Spi(0xdead_beef),
+            Identity::HomeAddress(addr6("2001:db8::1")),
+            Identity::InterfaceId(0x0211_22ff_fe33_4455),
+            Identity::Source("192.0.2.1".parse().unwrap()),
+            Identity::Source("2001:db8::2".parse().unwrap()),
+        ];
+        for id in ids {
+            let k = SessionKey::new(7, &id);
+            assert_eq!(k.identity(), id);
+            assert_eq!(k.service(), 7);
+        }
+        assert_ne!(SessionKey::new(1, &ids[3]), SessionKey::new(1, &Identity::Spi(0xc000_0201)));
+        let cs = cores(1, true);
+        let per_slot = cs[0].session_memory() as f64 / cs[0].session_capacity() as f64;
+        assert!(per_slot <= 64.0, "{per_slot} bytes of table memory per session");
     }
 
     #[test]

@@ -302,8 +302,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
 
     /// Total bytes of the table's arrays (excluding the small fixed header).
     pub fn memory_bytes(&self) -> usize {
-        self.slots() * Self::slot_bytes()
-            + RECLAIM_MAX * core::mem::size_of::<Entry<K, V>>()
+        self.slots() * Self::slot_bytes() + RECLAIM_MAX * core::mem::size_of::<Entry<K, V>>()
     }
 
     /// Bumped whenever a removal shifted other entries backwards.
@@ -363,7 +362,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     pub fn get(&self, hash: u64, key: &K, now: u32) -> Option<&Entry<K, V>> {
         let hash = canon(hash);
         let i = self.find(hash, key)?;
-        self.entries[i].as_ref().filter(|e| !is_expired(e.expires, now))
+        self.entries[i]
+            .as_ref()
+            .filter(|e| !is_expired(e.expires, now))
     }
 
     /// Inserts `key -> value` with `lifetime` ticks from `now`.
@@ -389,14 +390,18 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             };
             if expired {
                 if self.reclaimed.len() == RECLAIM_MAX {
-                    return Err(TableError::Full { capacity: self.capacity });
+                    return Err(TableError::Full {
+                        capacity: self.capacity,
+                    });
                 }
                 if let Some(old) = self.entries[i] {
                     self.reclaimed.push(old);
                 }
             }
             let Some(e) = self.entries[i].as_mut() else {
-                return Err(TableError::Full { capacity: self.capacity });
+                return Err(TableError::Full {
+                    capacity: self.capacity,
+                });
             };
             e.value = value;
             e.lifetime = lifetime;
@@ -408,7 +413,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             return Ok(e);
         }
         if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
-            return Err(TableError::Full { capacity: self.capacity });
+            return Err(TableError::Full {
+                capacity: self.capacity,
+            });
         }
         let entry = Entry {
             key,
@@ -422,7 +429,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         let i = self.place(hash, entry);
         match self.entries[i].as_mut() {
             Some(e) => Ok(e),
-            None => Err(TableError::Full { capacity: self.capacity }),
+            None => Err(TableError::Full {
+                capacity: self.capacity,
+            }),
         }
     }
 
@@ -639,7 +648,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             }
         }
         if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
-            return Err(TableError::Full { capacity: self.capacity });
+            return Err(TableError::Full {
+                capacity: self.capacity,
+            });
         }
         self.place(
             hash,
@@ -853,7 +864,10 @@ mod tests {
         assert_eq!(e.flags(), 0b101);
         // Insert over a live key updates in place.
         let e = t.insert(5, key(5), 9, 20, 3).unwrap();
-        assert_eq!((e.value(), e.version(), e.expires(), e.flags()), (9, 4, 23, 0b101));
+        assert_eq!(
+            (e.value(), e.version(), e.expires(), e.flags()),
+            (9, 4, 23, 0b101)
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -927,7 +941,10 @@ mod tests {
         }
         assert_eq!(t.len(), 500);
         t.check_invariants();
-        assert_eq!(t.expire(10, slots * 2, |_| panic!("nothing left to expire")), 0);
+        assert_eq!(
+            t.expire(10, slots * 2, |_| panic!("nothing left to expire")),
+            0
+        );
         assert_eq!(t.expire(u32::MAX / 4, slots * 2, |_| {}), 500);
         assert!(t.is_empty());
     }

@@ -53,6 +53,24 @@ counters! {
     IdlePolls => "idle_polls",
     /// Loop iterations that received something.
     BusyPolls => "busy_polls",
+    /// Packets sent to a backend.
+    ToBackend => "to_backend",
+    /// Backend replies translated back to the VIP.
+    Replies => "replies",
+    /// Packets forwarded unchanged through `forward_to`.
+    RawForwarded => "raw_forwarded",
+    /// Packets handed to the core owning their shard.
+    HandoffsOut => "handoffs_out",
+    /// Packets received from other cores' handoffs.
+    HandoffsIn => "handoffs_in",
+    /// New sessions.
+    SessionsCreated => "sessions_created",
+    /// Expired sessions.
+    SessionsExpired => "sessions_expired",
+    /// Live sessions (a gauge).
+    Sessions => "sessions",
+    /// Next hops resolved to derived MACs in replay mode (would-be ARP/ND requests).
+    NeighborRequestsSuppressed => "neighbor_requests_suppressed",
 }
 
 /// A worker's own counters. Cache-line aligned so neighbouring workers'
@@ -76,6 +94,12 @@ impl WorkerCounters {
     #[inline(always)]
     pub fn add(&mut self, c: Counter, n: u64) {
         self.values[c as usize] = self.values[c as usize].wrapping_add(n);
+    }
+
+    /// Sets counter `c` (for values the worker keeps elsewhere, and gauges).
+    #[inline(always)]
+    pub fn set(&mut self, c: Counter, v: u64) {
+        self.values[c as usize] = v;
     }
 
     /// Adds one to counter `c`.
@@ -131,6 +155,47 @@ impl SharedCounters {
     }
 }
 
+/// A published array of counters of a length known at start-up (drop
+/// reasons, per-backend packets): one writer, relaxed stores, like
+/// [`SharedCounters`].
+#[derive(Debug)]
+pub struct PublishedArray {
+    values: Box<[AtomicU64]>,
+}
+
+impl PublishedArray {
+    /// `len` zeroed counters.
+    pub fn new(len: usize) -> Self {
+        PublishedArray {
+            values: (0..len).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Stores one value (owning worker only). Out of range is ignored.
+    #[inline]
+    pub fn store(&self, i: usize, v: u64) {
+        if let Some(a) = self.values.get(i) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores a run of values from index `at`.
+    #[inline]
+    pub fn store_all(&self, at: usize, src: &[u64]) {
+        for (i, v) in src.iter().enumerate() {
+            self.store(at + i, *v);
+        }
+    }
+
+    /// The published values.
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.values
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +224,14 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Counter::COUNT);
+    }
+
+    #[test]
+    fn published_array() {
+        let a = PublishedArray::new(4);
+        a.store_all(1, &[5, 6]);
+        a.store(9, 1);
+        assert_eq!(a.snapshot(), vec![0, 5, 6, 0]);
     }
 
     #[test]

@@ -25,6 +25,9 @@ use dpdk::{Eal, Mempool, Port, PortSetup, SocketId};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::lb::{CoreLb, CoreSizing, Topology};
+use crate::identity::IdentityHasher;
 use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
 use crate::mgmt::stats::{Counter, WorkerCounters};
 use worker::{RxBinding, WorkerControl, WorkerSetup};
@@ -56,6 +59,8 @@ pub struct RunOptions {
     pub until_idle: Option<Duration>,
     /// Stop after this long in any case.
     pub duration: Option<Duration>,
+    /// Replay mode: next hops without a static neighbour get derived MACs.
+    pub replay: bool,
 }
 
 /// Why a run ended.
@@ -116,8 +121,27 @@ pub struct RunReport {
     pub workers: Vec<std::collections::BTreeMap<&'static str, u64>>,
     /// Sum over workers.
     pub totals: std::collections::BTreeMap<&'static str, u64>,
+    /// Drops by reason (nonzero only), summed over workers.
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+    /// Packets per backend, per service.
+    pub backends: Vec<BackendReport>,
+    /// Bytes of session-table memory per session slot in use at capacity.
+    pub session_table_bytes: usize,
+    /// Session capacity over all workers.
+    pub session_capacity: usize,
     /// Mbufs not returned to the pool after ports were closed (0 = no leak).
     pub mbufs_leaked: u32,
+}
+
+/// Traffic one backend received.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendReport {
+    /// Service name.
+    pub service: String,
+    /// Backend address.
+    pub address: std::net::IpAddr,
+    /// Packets sent to it.
+    pub packets: u64,
 }
 
 fn counter_map(c: &WorkerCounters) -> std::collections::BTreeMap<&'static str, u64> {
@@ -156,12 +180,6 @@ fn run_with_eal(
         },
         eal.args()[1..].join(" ")
     );
-    if !cfg.service.is_empty() {
-        log::warn!(
-            "{} service(s) configured, but this build does not balance yet: ports forward only to their forward_to port",
-            cfg.service.len()
-        );
-    }
     let workers: Vec<dpdk::LcoreId> = cfg
         .workers
         .lcores
@@ -227,14 +245,68 @@ fn run_with_eal(
         ports.push(port);
     }
 
+    // The data plane shared by all workers: topology, shard map, hash key.
+    let macs = ports
+        .iter()
+        .map(|p| p.mac())
+        .collect::<Result<Vec<_>, _>>()?;
+    let topo = Arc::new(
+        Topology::from_config(cfg, &macs, opts.replay)
+            .map_err(|e| RuntimeError::Setup(e.to_string()))?,
+    );
+    let nworkers = workers.len();
+    let mut buckets = BucketMap::new(cfg.dataplane.buckets as usize, 0)
+        .map_err(|e| RuntimeError::Setup(format!("dataplane.buckets: {e}")))?;
+    buckets
+        .assign_cores(0, nworkers, |_| true)
+        .map_err(|e| RuntimeError::Setup(format!("workers.lcores: {e}")))?;
+    let buckets = Arc::new(buckets);
+    let hasher = match &cfg.dataplane.hash_key {
+        Some(hex) => IdentityHasher::new(parse_key(hex)),
+        None => IdentityHasher::random()
+            .map_err(|e| RuntimeError::Setup(format!("drawing a random hash key: {e}")))?,
+    };
+    let sizing = CoreSizing {
+        sessions: cfg.dataplane.sessions_per_worker as usize,
+        neighbors: 4096,
+        extension_header_limit: cfg.dataplane.extension_header_limit,
+    };
+    let mut rings = Vec::with_capacity(nworkers);
+    for w in 0..nworkers {
+        rings.push(dpdk::ring::mbuf_ring(
+            &format!("roamlb_handoff{w}"),
+            cfg.dataplane.handoff_ring,
+            SocketId::ANY,
+        )?);
+    }
+    let producers: Vec<_> = rings.iter().map(|(p, _)| p.clone()).collect();
+    let mut port_index = vec![
+        0u8;
+        ports
+            .iter()
+            .map(|p| usize::from(p.id().0) + 1)
+            .max()
+            .unwrap_or(0)
+    ];
+    for (i, p) in ports.iter().enumerate() {
+        port_index[usize::from(p.id().0)] = i as u8;
+    }
+    let total_backends: usize = topo
+        .services
+        .iter()
+        .map(|s| s.backends.backends().len())
+        .sum();
+
     // Queue handles per worker: RX queue q of each port goes to worker
     // q % workers; every worker gets TX queue w of every port.
-    let nworkers = workers.len();
     let hz = dpdk::time::tsc_hz();
+    let start_tsc = dpdk::time::tsc();
     let mut setups: Vec<WorkerSetup> = Vec::with_capacity(nworkers);
     let mut controls = Vec::with_capacity(nworkers);
-    for w in 0..nworkers {
-        let control = Arc::new(WorkerControl::default());
+    let mut session_memory = 0usize;
+    let mut session_capacity = 0usize;
+    for (w, (_, consumer)) in rings.into_iter().enumerate() {
+        let control = Arc::new(WorkerControl::new(total_backends));
         controls.push(control.clone());
         let mut tx = Vec::with_capacity(ports.len());
         for port in ports.iter_mut() {
@@ -243,30 +315,54 @@ fn run_with_eal(
                 RuntimeError::Setup(format!("{name}: no TX queue {w} for worker {w}"))
             })?);
         }
+        let lb = CoreLb::new(
+            topo.clone(),
+            w as u8,
+            buckets.clone(),
+            hasher.clone(),
+            sizing,
+        )
+        .map_err(|e| RuntimeError::Setup(format!("worker {w}: {e}")))?;
+        session_memory += lb.session_memory();
+        session_capacity += lb.session_capacity();
         setups.push(WorkerSetup {
             index: w,
             rx: Vec::new(),
             tx,
+            handoff_in: consumer,
+            handoff_out: producers.clone(),
+            port_index: port_index.clone(),
+            lb,
             burst: cfg.workers.burst as usize,
             idle: cfg.workers.idle,
             idle_sleep_us: cfg.workers.idle_sleep.as_micros().min(u32::MAX as u128) as u32,
             flush_tsc: dpdk::time::duration_to_tsc(cfg.workers.tx_flush, hz).max(1),
+            tsc_hz: hz,
+            start_tsc,
             control,
         });
     }
+    drop(producers);
     for (pi, port) in ports.iter_mut().enumerate() {
-        let output = cfg.ports[pi]
-            .forward_to
-            .as_ref()
-            .and_then(|name| cfg.ports.iter().position(|p| &p.name == name));
         for q in 0..cfg.rx_queues(pi) {
             let queue = port.take_rx_queue(q).ok_or_else(|| {
                 RuntimeError::Setup(format!("{}: RX queue {q} unavailable", port.name()))
             })?;
-            setups[q as usize % nworkers]
-                .rx
-                .push(RxBinding { queue, output });
+            setups[q as usize % nworkers].rx.push(RxBinding {
+                queue,
+                port: pi as u8,
+            });
         }
+    }
+    if !topo.services.is_empty() {
+        log::info!(
+            "{} service(s), {} buckets over {} worker(s), {} sessions per worker ({:.1} bytes per session slot)",
+            topo.services.len(),
+            buckets.buckets(),
+            nworkers,
+            setups[0].lb.session_capacity(),
+            session_memory as f64 / session_capacity.max(1) as f64
+        );
     }
 
     let metrics_handle = install_recorder()?;
@@ -328,6 +424,31 @@ fn run_with_eal(
             tx_errors: s.oerrors,
         });
     }
+    let mut drops = std::collections::BTreeMap::new();
+    let mut backend_totals = vec![0u64; total_backends];
+    for c in &controls {
+        for (name, v) in WorkerControl::drop_names().zip(c.drops.snapshot()) {
+            if v > 0 {
+                *drops.entry(name).or_insert(0) += v;
+            }
+        }
+        for (t, v) in backend_totals.iter_mut().zip(c.backend_packets.snapshot()) {
+            *t += v;
+        }
+    }
+    let mut backends = Vec::with_capacity(total_backends);
+    let mut totals_iter = backend_totals.into_iter();
+    for s in &topo.services {
+        for b in s.backends.backends() {
+            backends.push(BackendReport {
+                service: s.name.clone(),
+                address: b.address,
+                packets: totals_iter.next().unwrap_or(0),
+            });
+        }
+    }
+    // The workers' handoff rings were dropped (freeing what they held) when
+    // the workers returned, so every mbuf is back before the ports close.
     for port in ports {
         port.close()?;
     }
@@ -343,8 +464,24 @@ fn run_with_eal(
         ports: port_reports,
         workers: worker_counters.iter().map(counter_map).collect(),
         totals: counter_map(&totals),
+        drops,
+        backends,
+        session_table_bytes: session_memory,
+        session_capacity,
         mbufs_leaked: leaked,
     })
+}
+
+/// 32 hex digits (validated by the configuration) as a 128-bit key.
+fn parse_key(hex: &str) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    key
 }
 
 /// The management loop: returns when the appliance should stop.

@@ -69,6 +69,22 @@ pub fn replay_config(cfg: &Config, files: &ReplayFiles) -> Result<Config, Config
     write_empty_pcap(&empty)?;
     let empty = pcap_path(&empty, "scratch directory")?;
 
+    let workers = cfg.workers.lcores.len();
+    // net_pcap has one TX queue per tx_pcap argument, and every worker sends
+    // on its own queue: one part file per worker, merged after the run.
+    let tx_args = |path: &str| -> String {
+        if path == "/dev/null" {
+            (0..workers)
+                .map(|_| "tx_pcap=/dev/null".to_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            (0..workers)
+                .map(|w| format!("tx_pcap={}", part_path(path, w)))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
     let mut out = cfg.clone();
     let client_port = out
         .ports
@@ -92,13 +108,16 @@ pub fn replay_config(cfg: &Config, files: &ReplayFiles) -> Result<Config, Config
                 server_written = true;
                 out_server.as_str()
             }
-            _ => return Err(ConfigError::Load(format!(
+            _ => {
+                return Err(ConfigError::Load(format!(
                 "replay: ports[{i}] ({}) would be a second server-side output; replay takes one",
                 p.name
-            ))),
+            )))
+            }
         };
-        p.device = format!("net_pcap{i},rx_pcap={rx},tx_pcap={tx}");
+        p.device = format!("net_pcap{i},rx_pcap={rx},{}", tx_args(tx));
         p.rx_queues = Some(1);
+        p.tx_queues = None;
         p.mtu = None;
     }
     if !server_written {
@@ -112,6 +131,46 @@ pub fn replay_config(cfg: &Config, files: &ReplayFiles) -> Result<Config, Config
         .retain(|a| !a.starts_with("-a") && !a.starts_with("--allow"));
     out.validate()?;
     Ok(out)
+}
+
+/// The part file worker `w` writes for output `path`.
+fn part_path(path: &str, w: usize) -> String {
+    format!("{path}.part{w}")
+}
+
+/// Merges the workers' part files of each output into the output itself
+/// (ordered by the time each packet was sent) and removes the parts.
+pub fn merge_outputs(cfg: &Config, files: &ReplayFiles) -> Result<u64, ConfigError> {
+    let workers = cfg.workers.lcores.len();
+    let mut total = 0;
+    for out in std::iter::once(&files.out_server).chain(files.out_client.iter()) {
+        let path = pcap_path(out, "output")?;
+        let mut packets: Vec<(std::time::Duration, usize, Vec<u8>, u32)> = Vec::new();
+        for w in 0..workers {
+            let part = part_path(&path, w);
+            let Ok(f) = std::fs::File::open(&part) else {
+                continue;
+            };
+            let mut r = pcap_file::pcap::PcapReader::new(f)
+                .map_err(|e| ConfigError::Load(format!("reading {part}: {e}")))?;
+            while let Some(p) = r.next_packet() {
+                let p = p.map_err(|e| ConfigError::Load(format!("reading {part}: {e}")))?;
+                packets.push((p.timestamp, packets.len(), p.data.into_owned(), p.orig_len));
+            }
+            let _ = std::fs::remove_file(&part);
+        }
+        packets.sort_by_key(|(t, seq, _, _)| (*t, *seq));
+        let f = std::fs::File::create(out)
+            .map_err(|e| ConfigError::Load(format!("creating {}: {e}", out.display())))?;
+        let mut w = pcap_file::pcap::PcapWriter::new(f)
+            .map_err(|e| ConfigError::Load(format!("writing {}: {e}", out.display())))?;
+        for (t, _, data, orig) in &packets {
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(*t, *orig, data))
+                .map_err(|e| ConfigError::Load(format!("writing {}: {e}", out.display())))?;
+        }
+        total += packets.len() as u64;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -1,42 +1,75 @@
 //! The per-core poll loop.
 //!
 //! Each worker owns a set of RX queues (queue *i* of every port, spread over
-//! the workers) and TX queue *w* of every port, so no queue is ever touched by
-//! two cores. The loop follows DPDK's l3fwd: flush TX buffers when the TSC
-//! deadline passes; receive a burst per RX queue; act on the whole burst;
-//! publish counters and look at the stop flag every [`HOUSEKEEPING_EVERY`]
-//! iterations. Everything it uses is allocated before the loop starts.
-//!
-//! Until the load-balancing data plane lands, "acting" means forwarding each
-//! packet unchanged to the port configured as `forward_to`.
+//! the workers), TX queue *w* of every port, the consumer side of its own
+//! handoff ring and a producer to every other worker's ring, so no queue or
+//! ring end is ever shared between cores. The loop follows DPDK's l3fwd:
+//! flush TX buffers when the TSC deadline passes; receive a burst per RX
+//! queue and let the core's load balancer ([`CoreLb`]) decide each packet
+//! (transmit, hand off to the shard's owner, or drop); push the handoff
+//! bursts into the owners' rings in bulk; take in what other cores handed
+//! over; and every [`HOUSEKEEPING_EVERY`] iterations publish counters, expire
+//! a slice of the session table and look at the stop flag. Everything it uses
+//! is allocated before the loop starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use dpdk::{PacketBurst, RxQueue, TxQueue};
+use dpdk::ring::{MbufConsumer, MbufProducer};
+use dpdk::{Mbuf, PacketBurst, RxQueue, TxQueue};
 
 use crate::config::IdleBackoff;
-use crate::mgmt::stats::{Counter, SharedCounters, WorkerCounters};
+use crate::dataplane::lb::{CoreLb, Frame, LbDrop, Verdict};
+use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
+use crate::packet::DropReason;
 
-/// Iterations between counter publications and stop-flag checks.
+/// Iterations between counter publications, expiry slices and stop checks.
 pub const HOUSEKEEPING_EVERY: u64 = 256;
 
+/// Session-table slots examined per expiry slice.
+const EXPIRE_BUDGET: usize = 1024;
+
 /// What the management core shares with one worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerControl {
     /// Set by the management core to end the loop.
     pub stop: AtomicBool,
     /// Counters the worker publishes.
     pub counters: SharedCounters,
+    /// Drops by reason: parse reasons first, then load-balancer reasons.
+    pub drops: PublishedArray,
+    /// Packets per backend, services' backends one after the other.
+    pub backend_packets: PublishedArray,
 }
 
-/// One RX queue a worker polls and where its packets go.
+impl WorkerControl {
+    /// Control block for a worker whose services have `backends` backends in
+    /// all.
+    pub fn new(backends: usize) -> Self {
+        WorkerControl {
+            stop: AtomicBool::new(false),
+            counters: SharedCounters::default(),
+            drops: PublishedArray::new(DropReason::COUNT + LbDrop::COUNT),
+            backend_packets: PublishedArray::new(backends),
+        }
+    }
+
+    /// The names of the `drops` entries, in order.
+    pub fn drop_names() -> impl Iterator<Item = &'static str> {
+        DropReason::ALL
+            .iter()
+            .map(|r| r.name())
+            .chain(LbDrop::ALL.iter().map(|r| r.name()))
+    }
+}
+
+/// One RX queue a worker polls.
 #[derive(Debug)]
 pub struct RxBinding {
     /// The queue.
     pub queue: RxQueue,
-    /// Index (into the worker's TX queues) of the output port, if any.
-    pub output: Option<usize>,
+    /// Index of its port in the configuration.
+    pub port: u8,
 }
 
 /// Everything a worker needs, built by the runtime before launch.
@@ -46,8 +79,16 @@ pub struct WorkerSetup {
     pub index: usize,
     /// Queues to poll.
     pub rx: Vec<RxBinding>,
-    /// This worker's TX queue on every port, indexed by port.
+    /// This worker's TX queue on every port, indexed like the configuration.
     pub tx: Vec<TxQueue>,
+    /// This worker's handoff ring (what other cores hand over).
+    pub handoff_in: MbufConsumer,
+    /// Every worker's handoff ring, indexed by worker.
+    pub handoff_out: Vec<MbufProducer>,
+    /// DPDK port id -> configuration index (for handed-over packets).
+    pub port_index: Vec<u8>,
+    /// The load balancer of this core.
+    pub lb: CoreLb,
     /// Packets per RX burst.
     pub burst: usize,
     /// Backoff after an empty iteration.
@@ -56,8 +97,113 @@ pub struct WorkerSetup {
     pub idle_sleep_us: u32,
     /// TX flush period in TSC ticks.
     pub flush_tsc: u64,
+    /// TSC ticks per second.
+    pub tsc_hz: u64,
+    /// TSC at the appliance's start (time zero of the session clock).
+    pub start_tsc: u64,
     /// Shared with the management core.
     pub control: Arc<WorkerControl>,
+}
+
+impl Frame for Mbuf {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.data()
+    }
+    #[inline]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        u16::try_from(n)
+            .ok()
+            .and_then(|n| Mbuf::prepend(self, n))
+            .is_some()
+    }
+}
+
+/// The loop's mutable state besides the queues.
+struct Dispatch {
+    lb: CoreLb,
+    pending: Vec<PacketBurst>,
+    handoff: Vec<PacketBurst>,
+    counters: WorkerCounters,
+    burst: usize,
+}
+
+impl Dispatch {
+    #[inline]
+    fn packet(&mut self, mut m: Mbuf, port: u8, now: u32, handed_off: bool, tx: &mut [TxQueue]) {
+        self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
+        match self.lb.process(&mut m, port, now, handed_off) {
+            Verdict::Transmit(out) => {
+                let out = usize::from(out);
+                let Some(buf) = self.pending.get_mut(out) else {
+                    return;
+                };
+                if let Err(m) = buf.push(m) {
+                    self.counters.inc(Counter::TxFull);
+                    drop(m);
+                }
+                if buf.len() >= self.burst {
+                    flush(&mut tx[out], buf, &mut self.counters);
+                }
+            }
+            Verdict::Handoff(core) => {
+                let Some(buf) = self.handoff.get_mut(usize::from(core)) else {
+                    return;
+                };
+                if let Err(m) = buf.push(m) {
+                    self.lb.counters.handoff_refused(1);
+                    drop(m);
+                }
+            }
+            Verdict::Drop => drop(m),
+        }
+    }
+
+    /// Moves the handoff bursts into the owners' rings; what does not fit is
+    /// counted and freed.
+    #[inline]
+    fn push_handoffs(&mut self, rings: &[MbufProducer]) {
+        for (buf, ring) in self.handoff.iter_mut().zip(rings) {
+            if buf.is_empty() {
+                continue;
+            }
+            ring.enqueue(buf);
+            if !buf.is_empty() {
+                self.lb.counters.handoff_refused(buf.len() as u64);
+                buf.clear();
+            }
+        }
+    }
+
+    fn publish(&mut self, control: &WorkerControl) {
+        let lb = &self.lb.counters;
+        let c = &mut self.counters;
+        c.set(Counter::ToBackend, lb.to_backend);
+        c.set(Counter::Replies, lb.replies);
+        c.set(Counter::RawForwarded, lb.raw_forwarded);
+        c.set(Counter::HandoffsOut, lb.handoffs);
+        c.set(Counter::SessionsCreated, lb.sessions_created);
+        c.set(Counter::SessionsExpired, lb.sessions_expired);
+        c.set(Counter::Sessions, self.lb.sessions() as u64);
+        c.set(
+            Counter::NeighborRequestsSuppressed,
+            lb.neighbor_requests_suppressed,
+        );
+        control.counters.publish(c);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            control.drops.store(i, lb.parse_drops.get(*r));
+        }
+        control.drops.store_all(DropReason::COUNT, &lb.lb_drops);
+        let mut at = 0;
+        for per_service in &lb.backend_packets {
+            control.backend_packets.store_all(at, per_service);
+            at += per_service.len();
+        }
+    }
 }
 
 /// Runs the poll loop until the stop flag is set; returns 0.
@@ -66,38 +212,51 @@ pub fn run(setup: WorkerSetup) -> i32 {
         index,
         mut rx,
         mut tx,
+        mut handoff_in,
+        handoff_out,
+        port_index,
+        lb,
         burst,
         idle,
         idle_sleep_us,
         flush_tsc,
+        tsc_hz,
+        start_tsc,
         control,
     } = setup;
     log::debug!(
-        "worker {index}: polling {} RX queues on lcore {}",
+        "worker {index}: polling {} RX queues on {}",
         rx.len(),
         dpdk::eal::current_lcore()
     );
-    let mut pending: Vec<PacketBurst> = (0..tx.len()).map(|_| PacketBurst::new()).collect();
+    let mut d = Dispatch {
+        lb,
+        pending: (0..tx.len()).map(|_| PacketBurst::new()).collect(),
+        handoff: (0..handoff_out.len()).map(|_| PacketBurst::new()).collect(),
+        counters: WorkerCounters::default(),
+        burst,
+    };
     let mut rx_burst = PacketBurst::new();
-    let mut counters = WorkerCounters::default();
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
+    let hz = tsc_hz.max(1);
 
     loop {
         iteration = iteration.wrapping_add(1);
+        let now_tsc = dpdk::time::tsc();
+        let now = (now_tsc.wrapping_sub(start_tsc) / hz) as u32;
         if iteration % HOUSEKEEPING_EVERY == 0 {
-            control.counters.publish(&counters);
+            d.lb.expire(now, EXPIRE_BUDGET);
+            d.publish(&control);
             if control.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
-
-        let now = dpdk::time::tsc();
-        if now.wrapping_sub(last_flush) >= flush_tsc {
-            for (q, buf) in tx.iter_mut().zip(pending.iter_mut()) {
-                flush(q, buf, &mut counters);
+        if now_tsc.wrapping_sub(last_flush) >= flush_tsc {
+            for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
+                flush(q, buf, &mut d.counters);
             }
-            last_flush = now;
+            last_flush = now_tsc;
         }
 
         let mut received = 0usize;
@@ -107,48 +266,39 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 continue;
             }
             received += n;
-            counters.add(Counter::RxPackets, n as u64);
-            match binding.output {
-                Some(out) => {
-                    let buf = &mut pending[out];
-                    for m in rx_burst.drain() {
-                        counters.add(Counter::RxBytes, m.pkt_len() as u64);
-                        if let Err(m) = buf.push(m) {
-                            // Unreachable while burst <= MAX_BURST (we flush at
-                            // `burst`), but a full buffer must never leak.
-                            counters.inc(Counter::TxFull);
-                            drop(m);
-                        }
-                        if buf.len() >= burst {
-                            flush(&mut tx[out], buf, &mut counters);
-                        }
-                    }
-                }
-                None => {
-                    for m in rx_burst.drain() {
-                        counters.add(Counter::RxBytes, m.pkt_len() as u64);
-                        counters.inc(Counter::NoRoute);
-                    }
-                }
+            d.counters.add(Counter::RxPackets, n as u64);
+            for m in rx_burst.drain() {
+                d.packet(m, binding.port, now, false, &mut tx);
+            }
+        }
+        d.push_handoffs(&handoff_out);
+
+        let n = handoff_in.dequeue(&mut rx_burst, burst);
+        if n > 0 {
+            received += n;
+            d.counters.add(Counter::HandoffsIn, n as u64);
+            for m in rx_burst.drain() {
+                let port = port_index.get(usize::from(m.port())).copied().unwrap_or(0);
+                d.packet(m, port, now, true, &mut tx);
             }
         }
 
         if received == 0 {
-            counters.inc(Counter::IdlePolls);
+            d.counters.inc(Counter::IdlePolls);
             match idle {
                 IdleBackoff::None => {}
                 IdleBackoff::Pause => dpdk::time::pause(),
                 IdleBackoff::Sleep => dpdk::time::sleep_us(idle_sleep_us),
             }
         } else {
-            counters.inc(Counter::BusyPolls);
+            d.counters.inc(Counter::BusyPolls);
         }
     }
 
-    for (q, buf) in tx.iter_mut().zip(pending.iter_mut()) {
-        flush(q, buf, &mut counters);
+    for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
+        flush(q, buf, &mut d.counters);
     }
-    control.counters.publish(&counters);
+    d.publish(&control);
     log::debug!("worker {index}: stopped");
     0
 }
