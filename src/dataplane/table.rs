@@ -250,7 +250,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .checked_mul(USE_DEN)
             .map(|x| x.div_ceil(USE_NUM))
             .and_then(usize::checked_next_power_of_two)
-            .filter(|s| *s <= (1usize << 40))
+            .filter(|s| *s <= isize::MAX as usize / 64)
             .ok_or(TableError::CapacityTooLarge { requested: n })?;
         let slots = need;
         Ok(Self {
