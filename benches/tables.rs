@@ -52,12 +52,16 @@ fn table_benches(c: &mut Criterion) {
         ("load-3/4", 917_504, 786_432),
         ("full-7/8", 917_504, 917_504),
     ];
-    let probe: Vec<(u64, Key20)> = (0..MILLION).map(|i| key(mix(i ^ 0x5555) % MILLION)).collect();
+    let probe: Vec<(u64, Key20)> = (0..MILLION)
+        .map(|i| key(mix(i ^ 0x5555) % MILLION))
+        .collect();
     for (name, cap, n) in cases {
         let mut t = filled(cap, n);
-        let probe: Vec<(u64, Key20)> = probe.iter().copied().filter(|(_, k)| {
-            u64::from_le_bytes(k.id[..8].try_into().unwrap_or([0; 8])) < n
-        }).collect();
+        let probe: Vec<(u64, Key20)> = probe
+            .iter()
+            .copied()
+            .filter(|(_, k)| u64::from_le_bytes(k.id[..8].try_into().unwrap_or([0; 8])) < n)
+            .collect();
         let mut g = c.benchmark_group(format!("table/{name}"));
         let mut i = 0usize;
         g.bench_function("lookup_hit", |b| {

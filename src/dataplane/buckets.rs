@@ -207,7 +207,11 @@ impl BucketMap {
             let to = u8::try_from(c).unwrap_or(u8::MAX);
             let from = if new { None } else { Some(self.owner_core[b]) };
             self.owner_core[b] = to;
-            moves.push(CoreMove { bucket: b, from, to });
+            moves.push(CoreMove {
+                bucket: b,
+                from,
+                to,
+            });
         }
         Ok(moves)
     }
@@ -298,7 +302,10 @@ mod tests {
 
     #[test]
     fn bad_counts() {
-        assert_eq!(BucketMap::new(3000, 0).unwrap_err(), BucketError::BadCount(3000));
+        assert_eq!(
+            BucketMap::new(3000, 0).unwrap_err(),
+            BucketError::BadCount(3000)
+        );
         assert!(BucketMap::new(0, 0).is_err());
         let mut m = BucketMap::new(16, 0).unwrap();
         assert!(m.set_owner(16, 1).is_err());
@@ -341,12 +348,18 @@ mod tests {
         }
         let moves = m.assign_cores(7, 4, |_| false).unwrap();
         let c = per_core(&m, 4);
-        assert!(c.iter().max().unwrap() - c.iter().min().unwrap() <= 1, "{c:?}");
+        assert!(
+            c.iter().max().unwrap() - c.iter().min().unwrap() <= 1,
+            "{c:?}"
+        );
         assert!(moves.len() <= 100, "{}", moves.len());
         // Go from 4 to 5 cores: only about a fifth moves.
         let moves = m.assign_cores(7, 5, |_| false).unwrap();
         let c = per_core(&m, 5);
-        assert!(c.iter().max().unwrap() - c.iter().min().unwrap() <= 1, "{c:?}");
+        assert!(
+            c.iter().max().unwrap() - c.iter().min().unwrap() <= 1,
+            "{c:?}"
+        );
         assert!(moves.len() <= 3996 / 5 + 5, "{}", moves.len());
     }
 
@@ -357,7 +370,14 @@ mod tests {
         l.record(0x3000_0000_0000_0000, 100);
         l.record(0x3fff_0000_0000_0000, 50);
         l.drop_packet(0x3000_0000_0000_0001);
-        assert_eq!(*l.get(3).unwrap(), BucketLoad { packets: 2, bytes: 150, drops: 1 });
+        assert_eq!(
+            *l.get(3).unwrap(),
+            BucketLoad {
+                packets: 2,
+                bytes: 150,
+                drops: 1
+            }
+        );
         let mut out = vec![BucketLoad::default(); 16];
         l.take_into(&mut out);
         assert_eq!(out[3].packets, 2);

@@ -99,7 +99,9 @@ pub struct Maglev {
 
 impl core::fmt::Debug for Maglev {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Maglev").field("size", &self.table.len()).finish()
+        f.debug_struct("Maglev")
+            .field("size", &self.table.len())
+            .finish()
     }
 }
 
@@ -138,7 +140,11 @@ impl Maglev {
         if order.is_empty() {
             return Ok(Self { table });
         }
-        let max_w = order.iter().map(|i| u64::from(backends[*i].1)).max().unwrap_or(1);
+        let max_w = order
+            .iter()
+            .map(|i| u64::from(backends[*i].1))
+            .max()
+            .unwrap_or(1);
         struct Perm {
             index: u16,
             offset: u64,
@@ -232,7 +238,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn names(n: usize) -> Vec<(String, u32)> {
-        (0..n).map(|i| (format!("10.0.{}.{}", i / 250, i % 250 + 1), 1)).collect()
+        (0..n)
+            .map(|i| (format!("10.0.{}.{}", i / 250, i % 250 + 1), 1))
+            .collect()
     }
 
     fn mix(mut z: u64) -> u64 {
@@ -313,9 +321,16 @@ mod tests {
             let want = keys as f64 * f64::from(*w) / f64::from(total);
             let err = (f64::from(hits[i]) - want).abs() / want;
             worst = worst.max(err);
-            assert!(err < 0.05, "backend {i} weight {w}: {} hits, want {want}", hits[i]);
+            assert!(
+                err < 0.05,
+                "backend {i} weight {w}: {} hits, want {want}",
+                hits[i]
+            );
         }
-        eprintln!("maglev weight error over 100k hashes, weights {weights:?}: worst {:.2} %", worst * 100.0);
+        eprintln!(
+            "maglev weight error over 100k hashes, weights {weights:?}: worst {:.2} %",
+            worst * 100.0
+        );
     }
 
     /// Removing one of N backends moves only about its own share of keys;
@@ -326,7 +341,12 @@ mod tests {
             let all = names(n);
             let before = Maglev::new(&all).unwrap();
             let gone = n / 2;
-            let rest: Vec<_> = all.iter().enumerate().filter(|(i, _)| *i != gone).map(|(_, b)| b.clone()).collect();
+            let rest: Vec<_> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != gone)
+                .map(|(_, b)| b.clone())
+                .collect();
             let after = Maglev::new(&rest).unwrap();
             let (mut survivors, mut moved) = (0u32, 0u32);
             let keys = 100_000u64;
@@ -343,7 +363,10 @@ mod tests {
                 }
             }
             let frac = f64::from(moved) / f64::from(survivors);
-            eprintln!("maglev: remove 1 of {n}: {:.2} % of survivors' keys moved", frac * 100.0);
+            eprintln!(
+                "maglev: remove 1 of {n}: {:.2} % of survivors' keys moved",
+                frac * 100.0
+            );
             assert!(frac < 0.03, "n={n}: {frac}");
         }
     }

@@ -156,7 +156,11 @@ impl BackendSet {
         if let Some(w) = addrs.windows(2).find(|w| w[0] == w[1]) {
             return Err(SchedulerError::DuplicateAddress(w[0]));
         }
-        let active_group = backends.iter().filter(|b| b.usable()).map(|b| b.group).min();
+        let active_group = backends
+            .iter()
+            .filter(|b| b.usable())
+            .map(|b| b.group)
+            .min();
         let in_active = |b: &Backend| b.usable() && Some(b.group) == active_group;
         let active: Box<[BackendIndex]> = backends
             .iter()
@@ -269,7 +273,11 @@ impl Remap {
                     .map(|k| by_addr[k].1)
             })
             .collect();
-        Self { from_epoch: old.epoch, to_epoch: new.epoch, map }
+        Self {
+            from_epoch: old.epoch,
+            to_epoch: new.epoch,
+            map,
+        }
     }
 
     /// New index of old backend `old`; `None` if it was removed.
@@ -307,7 +315,10 @@ impl Scheduler {
     /// State for `set`, able to hold sets of up to `max_backends`.
     pub fn new(set: Arc<BackendSet>, max_backends: usize) -> Result<Self, SchedulerError> {
         if set.backends.len() > max_backends {
-            return Err(SchedulerError::TooManyBackends { count: set.backends.len(), max: max_backends });
+            return Err(SchedulerError::TooManyBackends {
+                count: set.backends.len(),
+                max: max_backends,
+            });
         }
         Ok(Self {
             set,
@@ -342,7 +353,11 @@ impl Scheduler {
         let mut best = usize::MAX;
         let mut best_cur = i64::MIN;
         let n = set.active_weights.len().min(self.wrr_current.len());
-        for (k, (cur, &w)) in self.wrr_current[..n].iter_mut().zip(set.active_weights.iter()).enumerate() {
+        for (k, (cur, &w)) in self.wrr_current[..n]
+            .iter_mut()
+            .zip(set.active_weights.iter())
+            .enumerate()
+        {
             let w = i64::from(w);
             *cur += w;
             total += w;
@@ -365,9 +380,14 @@ impl Scheduler {
             return None;
         }
         let start = (hash % n as u64) as usize;
-        let count = |i: BackendIndex| u64::from(self.counts.get(usize::from(i)).copied().unwrap_or(u32::MAX));
+        let count = |i: BackendIndex| {
+            u64::from(self.counts.get(usize::from(i)).copied().unwrap_or(u32::MAX))
+        };
         let mut best = start;
-        let (mut cb, mut wb) = (count(set.active[start]), u64::from(set.active_weights[start]));
+        let (mut cb, mut wb) = (
+            count(set.active[start]),
+            u64::from(set.active_weights[start]),
+        );
         for k in (start + 1..n).chain(0..start) {
             let (ci, wi) = (count(set.active[k]), u64::from(set.active_weights[k]));
             // ci / wi < cb / wb, weights > 0 for active members.
@@ -412,13 +432,22 @@ impl Scheduler {
         remap: &Remap,
     ) -> Result<Arc<BackendSet>, SchedulerError> {
         if new.backends.len() > self.counts.len() {
-            return Err(SchedulerError::TooManyBackends { count: new.backends.len(), max: self.counts.len() });
+            return Err(SchedulerError::TooManyBackends {
+                count: new.backends.len(),
+                max: self.counts.len(),
+            });
         }
         if remap.from_epoch != self.set.epoch {
-            return Err(SchedulerError::StaleRemap { remap_from: remap.from_epoch, current: self.set.epoch });
+            return Err(SchedulerError::StaleRemap {
+                remap_from: remap.from_epoch,
+                current: self.set.epoch,
+            });
         }
         if remap.to_epoch != new.epoch {
-            return Err(SchedulerError::RemapMismatch { remap_to: remap.to_epoch, new: new.epoch });
+            return Err(SchedulerError::RemapMismatch {
+                remap_to: remap.to_epoch,
+                new: new.epoch,
+            });
         }
         self.scratch.fill(0);
         for (old, c) in self.counts.iter().enumerate().take(self.set.backends.len()) {
@@ -441,7 +470,12 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn b(last: u8, weight: u32, group: u8, healthy: bool) -> Backend {
-        Backend { address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), weight, group, healthy }
+        Backend {
+            address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            weight,
+            group,
+            healthy,
+        }
     }
 
     fn mix(mut z: u64) -> u64 {
@@ -454,7 +488,13 @@ mod tests {
     #[test]
     fn lowest_usable_group_serves() {
         let set = BackendSet::new(
-            vec![b(1, 1, 1, true), b(2, 1, 0, false), b(3, 0, 0, true), b(4, 2, 1, true), b(5, 1, 2, true)],
+            vec![
+                b(1, 1, 1, true),
+                b(2, 1, 0, false),
+                b(3, 0, 0, true),
+                b(4, 2, 1, true),
+                b(5, 1, 2, true),
+            ],
             Policy::Maglev,
             1,
         )
@@ -499,7 +539,8 @@ mod tests {
     #[test]
     fn duplicate_address_rejected() {
         assert_eq!(
-            BackendSet::new(vec![b(1, 1, 0, true), b(1, 2, 1, true)], Policy::Maglev, 1).unwrap_err(),
+            BackendSet::new(vec![b(1, 1, 0, true), b(1, 2, 1, true)], Policy::Maglev, 1)
+                .unwrap_err(),
             SchedulerError::DuplicateAddress(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
         );
     }
@@ -507,8 +548,12 @@ mod tests {
     #[test]
     fn smooth_wrr_matches_nginx_sequence() {
         // nginx's documented example: weights 5, 1, 1 -> a a b a c a a.
-        let set = BackendSet::new(vec![b(1, 5, 0, true), b(2, 1, 0, true), b(3, 1, 0, true)], Policy::WeightedRoundRobin, 1)
-            .unwrap();
+        let set = BackendSet::new(
+            vec![b(1, 5, 0, true), b(2, 1, 0, true), b(3, 1, 0, true)],
+            Policy::WeightedRoundRobin,
+            1,
+        )
+        .unwrap();
         let mut s = Scheduler::new(set, 3).unwrap();
         let seq: Vec<u16> = (0..7).map(|_| s.pick(0).unwrap()).collect();
         assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
@@ -516,7 +561,12 @@ mod tests {
 
     #[test]
     fn least_connections_follows_counts_and_weights() {
-        let set = BackendSet::new(vec![b(1, 1, 0, true), b(2, 2, 0, true)], Policy::LeastConnections, 1).unwrap();
+        let set = BackendSet::new(
+            vec![b(1, 1, 0, true), b(2, 2, 0, true)],
+            Policy::LeastConnections,
+            1,
+        )
+        .unwrap();
         let mut s = Scheduler::new(set, 2).unwrap();
         for k in 0..300u64 {
             let p = s.pick(mix(k)).unwrap();
@@ -537,13 +587,24 @@ mod tests {
 
     #[test]
     fn remap_keeps_sessions_and_counts_by_address() {
-        let old = BackendSet::new(vec![b(1, 1, 0, true), b(2, 1, 0, true), b(3, 1, 0, true)], Policy::LeastConnections, 1)
-            .unwrap();
+        let old = BackendSet::new(
+            vec![b(1, 1, 0, true), b(2, 1, 0, true), b(3, 1, 0, true)],
+            Policy::LeastConnections,
+            1,
+        )
+        .unwrap();
         // Backend 2 removed, 4 added at the front, 3 now unhealthy (kept).
-        let new = BackendSet::new(vec![b(4, 1, 0, true), b(3, 1, 0, false), b(1, 1, 0, true)], Policy::LeastConnections, 2)
-            .unwrap();
+        let new = BackendSet::new(
+            vec![b(4, 1, 0, true), b(3, 1, 0, false), b(1, 1, 0, true)],
+            Policy::LeastConnections,
+            2,
+        )
+        .unwrap();
         let r = Remap::between(&old, &new);
-        assert_eq!((r.get(0), r.get(1), r.get(2), r.get(9)), (Some(2), None, Some(1), None));
+        assert_eq!(
+            (r.get(0), r.get(1), r.get(2), r.get(9)),
+            (Some(2), None, Some(1), None)
+        );
         assert!(!r.is_identity());
         assert_eq!(r.epochs(), (1, 2));
         let mut s = Scheduler::new(old.clone(), 4).unwrap();
@@ -558,9 +619,17 @@ mod tests {
         // Replaying the same remap is refused.
         assert_eq!(
             s.swap(new.clone(), &r).unwrap_err(),
-            SchedulerError::StaleRemap { remap_from: 1, current: 2 }
+            SchedulerError::StaleRemap {
+                remap_from: 1,
+                current: 2
+            }
         );
-        let big = BackendSet::new((1..=5).map(|i| b(i, 1, 0, true)).collect(), Policy::Maglev, 3).unwrap();
+        let big = BackendSet::new(
+            (1..=5).map(|i| b(i, 1, 0, true)).collect(),
+            Policy::Maglev,
+            3,
+        )
+        .unwrap();
         assert!(matches!(
             s.swap(big.clone(), &Remap::between(&new, &big)),
             Err(SchedulerError::TooManyBackends { count: 5, max: 4 })
@@ -599,9 +668,17 @@ mod tests {
     fn arb_backends() -> impl Strategy<Value = Vec<Backend>> {
         prop::collection::btree_set(any::<u8>(), 0..10).prop_flat_map(|addrs| {
             let n = addrs.len();
-            (Just(addrs), prop::collection::vec((0u32..4, 0u8..3, any::<bool>()), n)).prop_map(|(addrs, attrs)| {
-                addrs.into_iter().zip(attrs).map(|(a, (w, g, h))| b(a, w, g, h)).collect()
-            })
+            (
+                Just(addrs),
+                prop::collection::vec((0u32..4, 0u8..3, any::<bool>()), n),
+            )
+                .prop_map(|(addrs, attrs)| {
+                    addrs
+                        .into_iter()
+                        .zip(attrs)
+                        .map(|(a, (w, g, h))| b(a, w, g, h))
+                        .collect()
+                })
         })
     }
 

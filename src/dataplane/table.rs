@@ -302,8 +302,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
 
     /// Total bytes of the table's arrays (excluding the small fixed header).
     pub fn memory_bytes(&self) -> usize {
-        self.slots() * Self::slot_bytes()
-            + RECLAIM_MAX * core::mem::size_of::<Entry<K, V>>()
+        self.slots() * Self::slot_bytes() + RECLAIM_MAX * core::mem::size_of::<Entry<K, V>>()
     }
 
     /// Bumped whenever a removal shifted other entries backwards.
@@ -363,7 +362,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     pub fn get(&self, hash: u64, key: &K, now: u32) -> Option<&Entry<K, V>> {
         let hash = canon(hash);
         let i = self.find(hash, key)?;
-        self.entries[i].as_ref().filter(|e| !is_expired(e.expires, now))
+        self.entries[i]
+            .as_ref()
+            .filter(|e| !is_expired(e.expires, now))
     }
 
     /// Inserts `key -> value` with `lifetime` ticks from `now`.
@@ -389,14 +390,18 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             };
             if expired {
                 if self.reclaimed.len() == RECLAIM_MAX {
-                    return Err(TableError::Full { capacity: self.capacity });
+                    return Err(TableError::Full {
+                        capacity: self.capacity,
+                    });
                 }
                 if let Some(old) = self.entries[i] {
                     self.reclaimed.push(old);
                 }
             }
             let Some(e) = self.entries[i].as_mut() else {
-                return Err(TableError::Full { capacity: self.capacity });
+                return Err(TableError::Full {
+                    capacity: self.capacity,
+                });
             };
             e.value = value;
             e.lifetime = lifetime;
@@ -408,7 +413,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             return Ok(e);
         }
         if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
-            return Err(TableError::Full { capacity: self.capacity });
+            return Err(TableError::Full {
+                capacity: self.capacity,
+            });
         }
         let entry = Entry {
             key,
@@ -422,7 +429,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         let i = self.place(hash, entry);
         match self.entries[i].as_mut() {
             Some(e) => Ok(e),
-            None => Err(TableError::Full { capacity: self.capacity }),
+            None => Err(TableError::Full {
+                capacity: self.capacity,
+            }),
         }
     }
 
@@ -686,7 +695,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             }
         }
         if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
-            return Err(TableError::Full { capacity: self.capacity });
+            return Err(TableError::Full {
+                capacity: self.capacity,
+            });
         }
         self.place(
             hash,
@@ -900,7 +911,10 @@ mod tests {
         assert_eq!(e.flags(), 0b101);
         // Insert over a live key updates in place.
         let e = t.insert(5, key(5), 9, 20, 3).unwrap();
-        assert_eq!((e.value(), e.version(), e.expires(), e.flags()), (9, 4, 23, 0b101));
+        assert_eq!(
+            (e.value(), e.version(), e.expires(), e.flags()),
+            (9, 4, 23, 0b101)
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -974,7 +988,10 @@ mod tests {
         }
         assert_eq!(t.len(), 500);
         t.check_invariants();
-        assert_eq!(t.expire(10, slots * 2, |_| panic!("nothing left to expire")), 0);
+        assert_eq!(
+            t.expire(10, slots * 2, |_| panic!("nothing left to expire")),
+            0
+        );
         assert_eq!(t.expire(u32::MAX / 4, slots * 2, |_| {}), 500);
         assert!(t.is_empty());
     }
@@ -1115,14 +1132,27 @@ mod tests {
         assert_eq!(e.value(), 1);
         let mut c = 0;
         let mut dropped = 0;
-        while !t.retain(&mut c, 50, |_, e| fix(e), |e| {
-            assert_eq!(e.value(), 2);
-            dropped += 1;
-        }) {}
+        while !t.retain(
+            &mut c,
+            50,
+            |_, e| fix(e),
+            |e| {
+                assert_eq!(e.value(), 2);
+                dropped += 1;
+            },
+        ) {}
         assert_eq!(dropped, 100);
         for n in 0..300u64 {
-            let want = match n % 3 { 0 => Some(1), 1 => Some(0), _ => None };
-            assert_eq!(t.get(mix(n), &key(n), 1).map(|e| e.value()), want, "key {n}");
+            let want = match n % 3 {
+                0 => Some(1),
+                1 => Some(0),
+                _ => None,
+            };
+            assert_eq!(
+                t.get(mix(n), &key(n), 1).map(|e| e.value()),
+                want,
+                "key {n}"
+            );
         }
         t.check_invariants();
     }
