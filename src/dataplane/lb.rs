@@ -491,7 +491,11 @@ impl SessionKey {
                 4
             }
         };
-        SessionKey { service, kind, value }
+        SessionKey {
+            service,
+            kind,
+            value,
+        }
     }
 
     /// The service index.
@@ -506,7 +510,9 @@ impl SessionKey {
         match self.kind {
             0 => Identity::Spi(u32_at),
             1 => Identity::HomeAddress(Ipv6Addr::from(v)),
-            2 => Identity::InterfaceId(u64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]])),
+            2 => Identity::InterfaceId(u64::from_be_bytes([
+                v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+            ])),
             3 => Identity::Source(IpAddr::V4(Ipv4Addr::from(u32_at))),
             _ => Identity::Source(IpAddr::V6(Ipv6Addr::from(v))),
         }
@@ -1319,10 +1325,16 @@ mod tests {
             assert_eq!(k.identity(), id);
             assert_eq!(k.service(), 7);
         }
-        assert_ne!(SessionKey::new(1, &ids[3]), SessionKey::new(1, &Identity::Spi(0xc000_0201)));
+        assert_ne!(
+            SessionKey::new(1, &ids[3]),
+            SessionKey::new(1, &Identity::Spi(0xc000_0201))
+        );
         let cs = cores(1, true);
         let per_slot = cs[0].session_memory() as f64 / cs[0].session_capacity() as f64;
-        assert!(per_slot <= 64.0, "{per_slot} bytes of table memory per session");
+        assert!(
+            per_slot <= 64.0,
+            "{per_slot} bytes of table memory per session"
+        );
     }
 
     #[test]

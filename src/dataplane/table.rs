@@ -250,7 +250,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .checked_mul(USE_DEN)
             .map(|x| x.div_ceil(USE_NUM))
             .and_then(usize::checked_next_power_of_two)
-            .filter(|s| *s <= (1usize << 40))
+            .filter(|s| *s <= isize::MAX as usize / 64)
             .ok_or(TableError::CapacityTooLarge { requested: n })?;
         let slots = need;
         Ok(Self {
@@ -626,6 +626,53 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         }
         *cursor = end;
         end == slots
+    }
+
+    /// Incremental visit with removal: examines up to `budget` slots from
+    /// `*cursor` (start at 0), lets `keep` inspect and change every entry
+    /// (live or expired) with its hash, removes those for which it returns
+    /// false and hands them to `on_removed`. Returns true once the end of
+    /// the table is reached. Uses: dropping a bucket's entries after a
+    /// hand-over, draining a backend, remapping backend indices after a
+    /// [`super::scheduler::Remap`].
+    ///
+    /// A removal that wraps an entry from the start of the table to its end
+    /// can show that entry to `keep` twice, and removals between calls (the
+    /// expiry sweep) can move an unvisited entry behind the cursor (see
+    /// [`Table::shift_epoch`]); so `keep` must be idempotent. For a remap,
+    /// mark remapped entries with a flag bit whose sense flips with each
+    /// backend-set swap, and apply the same check on lookup hits: then a
+    /// double visit is harmless and a missed entry is fixed on its next
+    /// packet (see the test `remap_with_parity_flag`).
+    pub fn retain(
+        &mut self,
+        cursor: &mut usize,
+        budget: usize,
+        mut keep: impl FnMut(u64, &mut Entry<K, V>) -> bool,
+        mut on_removed: impl FnMut(&Entry<K, V>),
+    ) -> bool {
+        let slots = self.slots();
+        let mut work = 0usize;
+        while work < budget && *cursor < slots {
+            work += 1;
+            let i = *cursor;
+            let h = self.hashes[i];
+            if h != 0 {
+                let kept = match self.entries[i].as_mut() {
+                    Some(e) => keep(h, e),
+                    None => true,
+                };
+                if !kept {
+                    if let Some(e) = self.remove_at(i) {
+                        on_removed(&e);
+                    }
+                    // Slot `i` now holds the next entry of its cluster.
+                    continue;
+                }
+            }
+            *cursor = i + 1;
+        }
+        *cursor >= slots
     }
 
     /// Imports an exported entry: inserts a new key, overwrites an existing
@@ -1032,6 +1079,99 @@ mod tests {
     }
 
     #[test]
+    fn retain_drops_a_bucket_after_hand_over() {
+        let mut t = Table::with_capacity(2000).unwrap();
+        for n in 0..2000u64 {
+            t.insert(mix(n), key(n), n as u32, 100, 0).unwrap();
+        }
+        let gone_bucket = |h: u64| h >> 61 == 5; // bucket 5 of 8
+        let expected = (0..2000u64).filter(|n| gone_bucket(mix(*n))).count();
+        let mut c = 0;
+        let mut removed = 0;
+        while !t.retain(&mut c, 97, |h, _| !gone_bucket(h), |_| removed += 1) {}
+        assert_eq!(removed, expected);
+        assert_eq!(t.len(), 2000 - expected);
+        t.check_invariants();
+        for n in 0..2000u64 {
+            assert_eq!(t.get(mix(n), &key(n), 0).is_some(), !gone_bucket(mix(n)));
+        }
+    }
+
+    /// The remap recipe of `retain`'s documentation: flag bit 0x80 tells
+    /// which backend-set generation an entry's index belongs to.
+    #[test]
+    fn remap_with_parity_flag() {
+        const GEN: u8 = 0x80;
+        // Old index -> new index; index 2 was removed.
+        let remap = |v: u32| match v {
+            0 => Some(1),
+            1 => Some(0),
+            _ => None,
+        };
+        let mut t = Table::with_capacity(300).unwrap();
+        for n in 0..300u64 {
+            t.insert(mix(n), key(n), (n % 3) as u32, 100, 0).unwrap();
+        }
+        let generation = GEN; // the swap flips the expected bit from 0 to GEN
+        let fix = |e: &mut Entry<Key20, u32>| -> bool {
+            if e.flags() & GEN == generation {
+                return true; // already remapped: a second visit is harmless
+            }
+            match remap(e.value()) {
+                Some(v) => {
+                    e.set_value(v);
+                    e.set_flags((e.flags() & !GEN) | generation);
+                    true
+                }
+                None => false,
+            }
+        };
+        // A lookup before the pass reaches the entry fixes it lazily.
+        let e = t.lookup(mix(3), &key(3), 1).unwrap();
+        assert!(fix(e));
+        assert_eq!(e.value(), 1);
+        let mut c = 0;
+        let mut dropped = 0;
+        while !t.retain(
+            &mut c,
+            50,
+            |_, e| fix(e),
+            |e| {
+                assert_eq!(e.value(), 2);
+                dropped += 1;
+            },
+        ) {}
+        assert_eq!(dropped, 100);
+        for n in 0..300u64 {
+            let want = match n % 3 {
+                0 => Some(1),
+                1 => Some(0),
+                _ => None,
+            };
+            assert_eq!(
+                t.get(mix(n), &key(n), 1).map(|e| e.value()),
+                want,
+                "key {n}"
+            );
+        }
+        t.check_invariants();
+    }
+
+    #[test]
+    fn shift_epoch_moves_on_shifting_removals() {
+        let mut t = Table::with_capacity(16).unwrap();
+        t.insert(8, key(1), 1, 10, 0).unwrap();
+        t.insert(8, key(2), 2, 10, 0).unwrap();
+        let e0 = t.shift_epoch();
+        t.remove(8, &key(2)).unwrap(); // last of the cluster: nothing moves
+        assert_eq!(t.shift_epoch(), e0);
+        t.insert(8, key(2), 2, 10, 0).unwrap();
+        t.remove(8, &key(1)).unwrap(); // key 2 shifts back
+        assert_ne!(t.shift_epoch(), e0);
+        assert!(t.get(8, &key(2), 0).is_some());
+    }
+
+    #[test]
     fn export_skips_expired() {
         let mut t = Table::with_capacity(8).unwrap();
         t.insert(1, key(1), 1, 5, 0).unwrap();
@@ -1145,6 +1285,24 @@ mod tests {
             let slots = t.slots();
             t.expire(now, slots * 2, |_| {});
             prop_assert_eq!(t.len(), live(&m, now));
+        }
+
+        /// An incremental retain in any budget removes exactly the rejected
+        /// entries, even with colliding hashes and wrapped clusters.
+        #[test]
+        fn retain_removes_exactly_the_rejected(keys in prop::collection::hash_set(0u32..500, 0..100), budget in 1usize..50, modulus in 1u32..7, weak in any::<bool>()) {
+            let h = |k: u32| if weak { mix(u64::from(k % 5)) | 0xff } else { mix(u64::from(k)) };
+            let mut t: Table<u32, u32> = Table::with_capacity(100).unwrap();
+            for k in &keys { t.insert(h(*k), *k, *k, 10, 0).unwrap(); }
+            let mut c = 0;
+            let mut removed = std::collections::HashSet::new();
+            while !t.retain(&mut c, budget, |_, e| e.value() % modulus != 0, |e| { assert!(removed.insert(e.value())); }) {}
+            t.check_invariants();
+            for k in &keys {
+                let rejected = k % modulus == 0;
+                prop_assert_eq!(removed.contains(k), rejected);
+                prop_assert_eq!(t.get(h(*k), k, 0).is_some(), !rejected);
+            }
         }
 
         /// Export of every bucket then import rebuilds the same live set.
