@@ -21,7 +21,8 @@ say() { printf 'setup: %s\n' "$*"; }
 
 build_packages=(
   libdpdk-dev      # DPDK 22.11 headers and pkg-config file (bindings are generated from them)
-  dpdk             # dpdk-testpmd (benchmark baseline), dpdk-devbind.py (NIC binding)
+  dpdk             # runtime PMDs and dpdk-devbind.py (NIC binding)
+  dpdk-dev         # dpdk-testpmd, the benchmark baseline
   pkg-config       # finds libdpdk's flags
   libclang-dev     # bindgen parses the DPDK headers with libclang
   clang
