@@ -41,7 +41,7 @@ def identity_of(ip6_or_4):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("capture")
+    ap.add_argument("captures", nargs="+", help="one or more captures (e.g. one per TX queue)")
     ap.add_argument("--truth", required=True)
     a = ap.parse_args()
 
@@ -52,7 +52,8 @@ def main():
 
     backends_of = collections.defaultdict(set)
     packets = unmatched = 0
-    for frame in PcapReader(a.capture):
+    frames = (f for c in a.captures for f in PcapReader(c))
+    for frame in frames:
         packets += 1
         outer = frame.getlayer(IPv6) or frame.getlayer(IP)
         if outer is None:

@@ -271,5 +271,17 @@ fn print_report(r: &RunReport) {
             .collect();
         println!("worker {i}: {}", line.join(" "));
     }
+    if !r.backends.is_empty() {
+        println!("{:<12} {:<40} {:>12}", "service", "backend", "packets");
+        for b in &r.backends {
+            println!("{:<12} {:<40} {:>12}", b.service, b.address, b.packets);
+        }
+    }
+    if r.drops.is_empty() {
+        println!("drops: none");
+    } else {
+        let d: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("drops: {}", d.join(" "));
+    }
     println!("mbufs not returned to the pool: {}", r.mbufs_leaked);
 }

@@ -135,7 +135,9 @@ struct Dispatch {
 impl Dispatch {
     #[inline]
     fn packet(&mut self, mut m: Mbuf, port: u8, now: u32, handed_off: bool, tx: &mut [TxQueue]) {
-        self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
+        if !handed_off {
+            self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
+        }
         match self.lb.process(&mut m, port, now, handed_off) {
             Verdict::Transmit(out) => {
                 let out = usize::from(out);
