@@ -3,8 +3,9 @@
 
 Reads the capture roamlb sent toward the backends, derives each packet's
 mobile identity with scapy (Home Address option -> home address; ESP -> SPI;
-other IPv6 -> interface ID or source, as the truth file says; IPv4 ->
-source), maps it to the node of the truth file written by mobile_traffic.py,
+a care-of address announced by a Binding Update in the capture -> its home
+address; other IPv6 -> interface ID or source, as the truth file says; IPv4
+-> source), maps it to the node of the truth file written by mobile_traffic.py,
 and checks that every node's packets reached exactly one backend (the DNAT
 destination, or the outer destination for encapsulated DSR).
 
@@ -20,17 +21,28 @@ import json
 import sys
 
 from scapy.all import PcapReader, IP, IPv6, TCP
-from scapy.layers.inet6 import IPv6ExtHdrDestOpt, HAO
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, HAO, MIP6MH_BU, MIP6OptAltCoA
 from scapy.layers.ipsec import ESP
 
 
-def identity_of(ip6_or_4):
+def binding(p):
+    """(care-of address, home address) of a Binding Update, RFC 6275 6.1.7:
+    the Alternate Care-of Address option if present, else the source."""
+    if not (isinstance(p, IPv6) and p.haslayer(MIP6MH_BU) and p.haslayer(HAO)):
+        return None
+    coa = p[MIP6OptAltCoA].acoa if p.haslayer(MIP6OptAltCoA) else p.src
+    return str(ipaddress.IPv6Address(coa)), str(ipaddress.IPv6Address(p[HAO].hoa))
+
+
+def identity_of(ip6_or_4, aliases):
     """The identity strings this packet could carry, most specific first."""
     p = ip6_or_4
     if p.haslayer(ESP):
         return [f"spi=0x{p[ESP].spi:08x}"]
     if p.haslayer(HAO):
         return [f"home_address={ipaddress.IPv6Address(p[HAO].hoa)}"]
+    if isinstance(p, IPv6) and str(ipaddress.IPv6Address(p.src)) in aliases:
+        return [f"home_address={aliases[str(ipaddress.IPv6Address(p.src))]}"]
     if isinstance(p, IPv6):
         src = ipaddress.IPv6Address(p.src)
         iid = int(src) & ((1 << 64) - 1)
@@ -52,21 +64,31 @@ def main():
 
     backends_of = collections.defaultdict(set)
     packets = unmatched = 0
-    frames = (f for c in a.captures for f in PcapReader(c))
-    for frame in frames:
+    def frames_of():
+        for c in a.captures:
+            for frame in PcapReader(c):
+                outer = frame.getlayer(IPv6) or frame.getlayer(IP)
+                inner = outer
+                if outer is not None and isinstance(outer.payload, (IPv6, IP)):
+                    inner = outer.payload  # DSR: the mobile packet inside
+                yield frame, outer, inner
+
+    # Pass 1: the care-of addresses binding updates announced.
+    aliases = {}
+    for _, outer, inner in frames_of():
+        if inner is not None:
+            b = binding(inner)
+            if b:
+                aliases[b[0]] = b[1]
+
+    for frame, outer, inner in frames_of():
         packets += 1
-        outer = frame.getlayer(IPv6) or frame.getlayer(IP)
         if outer is None:
             unmatched += 1
             continue
         backend = outer.dst
-        inner = outer
-        # DSR: the mobile packet is inside an outer header to the backend.
-        nxt = outer.payload
-        if isinstance(nxt, (IPv6, IP)):
-            inner = nxt
         node = None
-        for ident in identity_of(inner):
+        for ident in identity_of(inner, aliases):
             if ident in node_of:
                 node = node_of[ident]
                 break

@@ -17,10 +17,11 @@ echo "== traffic"
 mkdir -p demo-out
 rm -f demo-out/to-servers.pcap* demo-out/to-clients.pcap*
 # Moving nodes: Home Address option movers over three care-of addresses,
-# ESP flows from changing addresses, SLAAC movers across two prefixes, and
-# IPv4 clients.
+# ESP flows from changing addresses, SLAAC movers across two prefixes,
+# binding-update movers (BU, data from CoA1 without HAO, BU for CoA2, data
+# from CoA2), and IPv4 clients.
 scripts/mobile_traffic.py --out demo-out/in.pcap --truth demo-out/truth.jsonl \
-  --nodes "${DEMO_NODES:-2000}" --mix hao=50,esp=20,slaac=20,ipv4=10
+  --nodes "${DEMO_NODES:-2000}" --mix hao=40,esp=20,slaac=20,bu=10,ipv4=10
 /usr/bin/python3 -c 'from scapy.all import wrpcap; wrpcap("demo-out/empty.pcap", [], linktype=1)'
 
 free=$(awk '/HugePages_Free/{print $2}' /proc/meminfo)

@@ -3,7 +3,8 @@
 //! crafted by scapy (`scripts/mobile_traffic.py`, independent of roamlb's
 //! code) must each reach exactly one backend, as read back from the output
 //! capture by another independent script (`scripts/check_affinity.py`) — in
-//! DNAT and in DSR mode; every input packet is accounted for; tshark finds
+//! DNAT and in DSR mode, binding-update movers (data without a Home Address
+//! option from care-of addresses announced by BUs) included; every input packet is accounted for; tshark finds
 //! valid checksums; malformed packets are dropped and counted by reason.
 
 use std::path::{Path, PathBuf};
@@ -94,7 +95,13 @@ fn replay(dir: &Path, cfg: &str, input: &Path, out: &Path) -> serde_json::Value 
     let cfg_path = dir.join("roamlb.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     let o = Command::new("timeout")
-        .args(["120", env!("CARGO_BIN_EXE_roamlb"), "replay", "--json", "--config"])
+        .args([
+            "120",
+            env!("CARGO_BIN_EXE_roamlb"),
+            "replay",
+            "--json",
+            "--config",
+        ])
         .arg(&cfg_path)
         .arg("--in")
         .arg(input)
@@ -102,7 +109,11 @@ fn replay(dir: &Path, cfg: &str, input: &Path, out: &Path) -> serde_json::Value 
         .arg(out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "replay failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).expect("JSON report")
 }
 
@@ -114,7 +125,11 @@ fn check_affinity(out: &Path, truth: &Path) -> serde_json::Value {
         .arg(truth)
         .output()
         .unwrap();
-    assert!(o.status.success(), "checker failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "checker failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -135,9 +150,18 @@ fn tshark_problems(capture: &Path) -> Option<usize> {
 fn assert_accounted(report: &serde_json::Value, input: u64) {
     let t = &report["totals"];
     assert_eq!(t["rx_packets"], input, "every input packet was received");
-    let drops: u64 = report["drops"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let drops: u64 = report["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     let to_backend = t["to_backend"].as_u64().unwrap();
-    assert_eq!(to_backend + drops, input, "every packet forwarded or dropped with a reason");
+    assert_eq!(
+        to_backend + drops,
+        input,
+        "every packet forwarded or dropped with a reason"
+    );
     assert_eq!(t["tx_packets"], to_backend);
     assert_eq!(report["mbufs_leaked"], 0);
 }
@@ -153,8 +177,13 @@ fn ten_thousand_mobile_nodes_keep_their_backend() {
         .arg(&input)
         .arg("--truth")
         .arg(&truth)
-        .args(["--nodes", &NODES.to_string(), "--packets", &PACKETS_PER_NODE.to_string()])
-        .args(["--mix", "hao=50,esp=20,slaac=20,ipv4=10"])
+        .args([
+            "--nodes",
+            &NODES.to_string(),
+            "--packets",
+            &PACKETS_PER_NODE.to_string(),
+        ])
+        .args(["--mix", "hao=40,esp=20,slaac=20,bu=10,ipv4=10"])
         .output()
         .unwrap();
     assert!(
@@ -162,32 +191,65 @@ fn ten_thousand_mobile_nodes_keep_their_backend() {
         "generating the capture needs Debian's python3-scapy (scripts/setup.sh installs it): {}",
         String::from_utf8_lossy(&gen.stderr)
     );
-    let total = u64::from(NODES * PACKETS_PER_NODE);
+    // Binding-update movers send 2 BUs besides their data: count the truth.
+    let total = std::fs::read_to_string(&truth).unwrap().lines().count() as u64;
+    assert!(total > u64::from(NODES * PACKETS_PER_NODE));
 
     for mode in ["dnat", "dsr"] {
         let out = d.join(format!("{mode}.pcap"));
         let report = replay(d, &config(mode), &input, &out);
         assert_accounted(&report, total);
-        assert_eq!(report["drops"], serde_json::json!({}), "{mode}: nothing dropped");
-        assert_eq!(report["totals"]["sessions_created"], NODES, "{mode}: one session per node");
-        let handoffs = report["totals"]["handoffs_out"].as_u64().unwrap();
-        assert!(handoffs > total / 4 && handoffs < total * 3 / 4, "{mode}: about half handed off: {handoffs}");
+        assert_eq!(
+            report["drops"],
+            serde_json::json!({}),
+            "{mode}: nothing dropped"
+        );
+        assert_eq!(
+            report["totals"]["sessions_created"], NODES,
+            "{mode}: one session per node"
+        );
+        // 1,000 BU movers send two BUs each; their data from the CoAs
+        // resolves through the aliases.
+        assert_eq!(
+            report["totals"]["binding_updates"], 2_000,
+            "{mode}: binding updates"
+        );
         assert!(
-            report["session_table_bytes"].as_f64().unwrap() / report["session_capacity"].as_f64().unwrap() <= 64.0,
+            report["totals"]["alias_hits"].as_u64().unwrap() >= 4_000,
+            "{mode}: alias hits"
+        );
+        let handoffs = report["totals"]["handoffs_out"].as_u64().unwrap();
+        assert!(
+            handoffs > total / 4 && handoffs < total * 3 / 4,
+            "{mode}: about half handed off: {handoffs}"
+        );
+        assert!(
+            report["session_table_bytes"].as_f64().unwrap()
+                / report["session_capacity"].as_f64().unwrap()
+                <= 64.0,
             "table memory per session"
         );
 
         let check = check_affinity(&out, &truth);
         eprintln!("{mode}: {check}");
-        assert_eq!(check["violations"], 0, "{mode}: affinity violations: {check}");
-        assert_eq!(check["nodes"], NODES, "{mode}: every node reached a backend");
+        assert_eq!(
+            check["violations"], 0,
+            "{mode}: affinity violations: {check}"
+        );
+        assert_eq!(
+            check["nodes"], NODES,
+            "{mode}: every node reached a backend"
+        );
         assert_eq!(check["unmatched"], 0);
         assert_eq!(check["packets"], total);
         // Weights: backend ::13 has weight 200 against 100 for its peers.
         let per = &check["nodes_per_backend"];
         let heavy = per["2001:db8:1::13"].as_f64().unwrap();
         let light = per["2001:db8:1::10"].as_f64().unwrap();
-        assert!((1.6..2.4).contains(&(heavy / light)), "{mode}: weight 2:1 roughly holds: {per}");
+        assert!(
+            (1.6..2.4).contains(&(heavy / light)),
+            "{mode}: weight 2:1 roughly holds: {per}"
+        );
 
         match tshark_problems(&out) {
             Some(n) => assert_eq!(n, 0, "{mode}: tshark flags {n} frames"),
@@ -204,9 +266,21 @@ fn malformed_packets_are_counted_by_reason() {
         // Ethernet + IPv6 + TCP to the VIP, checksum irrelevant for parsing.
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
         f.extend([0x60, 0, 0, 0, 0, 20, 6, 64]);
-        f.extend("2001:db8:c0::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
-        f.extend("2001:db8:ffff::80".parse::<std::net::Ipv6Addr>().unwrap().octets());
-        f.extend([0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0x20, 0, 0, 0, 0, 0]);
+        f.extend(
+            "2001:db8:c0::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        f.extend(
+            "2001:db8:ffff::80"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        f.extend([
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0x20, 0, 0, 0, 0, 0,
+        ]);
         f
     };
     let mut frames = vec![good.clone()];
@@ -221,7 +295,12 @@ fn malformed_packets_are_counted_by_reason() {
     let input = d.join("bad.pcap");
     let mut w = PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        w.write_packet(&PcapPacket::new(std::time::Duration::from_millis(i as u64), f.len() as u32, f)).unwrap();
+        w.write_packet(&PcapPacket::new(
+            std::time::Duration::from_millis(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
     }
     drop(w);
     let out = d.join("out.pcap");
@@ -229,7 +308,11 @@ fn malformed_packets_are_counted_by_reason() {
     assert_accounted(&report, frames.len() as u64);
     assert_eq!(report["totals"]["to_backend"], 1);
     let drops = report["drops"].as_object().unwrap();
-    assert_eq!(drops.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 4, "{drops:?}");
+    assert_eq!(
+        drops.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        4,
+        "{drops:?}"
+    );
     eprintln!("drops by reason: {drops:?}");
     assert!(drops.keys().all(|k| !k.is_empty()));
 }

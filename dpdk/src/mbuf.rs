@@ -110,6 +110,25 @@ impl Mbuf {
         self.raw().data_off as usize
     }
 
+    /// The headroom bytes themselves (before the data): scratch space the
+    /// application may use, e.g. to pass metadata with a packet to another
+    /// core. A later `prepend` takes them over.
+    #[inline]
+    pub fn headroom_bytes(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr points at buf_len bytes owned by this mbuf, of
+        // which the first data_off precede the data; borrowed via self.
+        unsafe { std::slice::from_raw_parts(m.buf_addr as *const u8, m.data_off as usize) }
+    }
+
+    /// The headroom bytes, writable.
+    #[inline]
+    pub fn headroom_bytes_mut(&mut self) -> &mut [u8] {
+        let m = self.raw_mut();
+        // SAFETY: as in headroom_bytes; &mut self makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(m.buf_addr as *mut u8, m.data_off as usize) }
+    }
+
     /// Free bytes after the data of the (single) segment.
     #[inline]
     pub fn tailroom(&self) -> usize {

@@ -21,6 +21,26 @@
 //! that matches no service is forwarded raw to the port's `forward_to`, or
 //! dropped as `no_service`.
 //!
+//! Binding updates (S1): a Mobility Header Binding Update carries the home
+//! address (Home Address option), so it is balanced like the node's data and
+//! forwarded to the node's backend. On the owner core it also creates an
+//! alias, care-of address -> home address, with the BU's lifetime (the
+//! Alternate Care-of Address option names the CoA when present, else the
+//! IPv6 source; lifetime 0 removes it). The alias is applied locally at once
+//! and broadcast to every other core as an [`AliasUpdate`] message, so each
+//! core holds a copy: a later packet from that CoA without SPI or Home
+//! Address option resolves to the home address on whichever core receives it
+//! and is handed to the same owner in one hop. The alias takes effect on the
+//! first core that sees the BU, before it is handed to the owner, and a
+//! handed-off packet carries its resolved identity in the mbuf headroom, so
+//! the owner never re-resolves it against a copy that may not have the alias
+//! yet. Old and new care-of entries
+//! coexist until their lifetimes run out, so a node returning to an old CoA
+//! needs nothing new. (The design brief puts each alias only on the core
+//! owning the CoA's hash; that costs a second handoff and a way to mark the
+//! packet as resolved, while copies cost memory per core for entries that
+//! are far fewer than sessions — one per binding.)
+//!
 //! A handed-off packet is parsed again on its owner (about as cheap as
 //! carrying the result in the mbuf) and is never handed off twice: if the
 //! bucket map changed in between, the owner processes it itself.
@@ -38,7 +58,7 @@ use crate::config::{
 use crate::dataplane::buckets::BucketMap;
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Scheduler};
 use crate::dataplane::table::Table;
-use crate::identity::{identify, Identity, IdentityHasher, IdentityMode};
+use crate::identity::{binding_update, identify, Identity, IdentityHasher, IdentityMode};
 use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
 use crate::packet::{
     ipv4, ipv6, DropCounters, IpProtocol, Ipv4Field, Ipv6Field, L3Kind, OuterHeader, ParseConfig,
@@ -54,6 +74,45 @@ pub trait Frame {
     /// Grows the frame by `n` bytes at the front; `false` (nothing changed)
     /// without headroom.
     fn prepend(&mut self, n: usize) -> bool;
+    /// Scratch bytes travelling with the frame (the mbuf headroom), used to
+    /// hand a resolved identity to the owning core.
+    fn scratch(&self) -> &[u8];
+    /// The scratch bytes, writable.
+    fn scratch_mut(&mut self) -> &mut [u8];
+}
+
+/// Tag of a handed-off frame whose identity was resolved through an alias;
+/// the 16 bytes after it hold the home address.
+const META_RESOLVED: u8 = 0xa5;
+/// Bytes of handoff metadata at the end of the scratch area.
+const META_LEN: usize = 17;
+
+#[inline]
+fn write_meta<F: Frame>(f: &mut F, resolved: Option<Ipv6Addr>) {
+    let s = f.scratch_mut();
+    let Some(at) = s.len().checked_sub(META_LEN) else {
+        return;
+    };
+    let m = &mut s[at..];
+    match resolved {
+        Some(h) => {
+            m[0] = META_RESOLVED;
+            m[1..].copy_from_slice(&h.octets());
+        }
+        None => m[0] = 0,
+    }
+}
+
+#[inline]
+fn read_meta<F: Frame>(f: &F) -> Option<Ipv6Addr> {
+    let s = f.scratch();
+    let at = s.len().checked_sub(META_LEN)?;
+    let m = &s[at..];
+    if m[0] != META_RESOLVED {
+        return None;
+    }
+    let b: [u8; 16] = m[1..].try_into().ok()?;
+    Some(Ipv6Addr::from(b))
 }
 
 macro_rules! lb_drops {
@@ -136,6 +195,14 @@ pub struct LbCounters {
     /// Next hops resolved to derived MACs in replay mode (the ARP/ND
     /// requests a live appliance would have sent).
     pub neighbor_requests_suppressed: u64,
+    /// Binding updates processed (aliases created or removed).
+    pub binding_updates: u64,
+    /// Packets whose care-of address resolved to a home address.
+    pub alias_hits: u64,
+    /// Alias updates that did not fit the outbox (other cores miss them).
+    pub alias_outbox_full: u64,
+    /// Aliases refused by a full alias table.
+    pub alias_table_full: u64,
     /// Packets per backend, per service (indexed like the service's backends).
     pub backend_packets: Vec<Box<[u64]>>,
 }
@@ -152,6 +219,10 @@ impl LbCounters {
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
+            binding_updates: 0,
+            alias_hits: 0,
+            alias_outbox_full: 0,
+            alias_table_full: 0,
             backend_packets: topo
                 .services
                 .iter()
@@ -519,11 +590,27 @@ impl SessionKey {
     }
 }
 
+/// A care-of address alias to apply on every core (lifetime 0 removes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliasUpdate {
+    /// The care-of address.
+    pub coa: Ipv6Addr,
+    /// The home address it stands for.
+    pub home: Ipv6Addr,
+    /// Seconds; 0 = remove.
+    pub lifetime: u32,
+}
+
+/// Alias updates a core can queue between two drains of its outbox.
+pub const ALIAS_OUTBOX: usize = 256;
+
 /// Sizes of one core's tables.
 #[derive(Debug, Clone, Copy)]
 pub struct CoreSizing {
     /// Session table capacity.
     pub sessions: usize,
+    /// Alias (care-of address) table capacity.
+    pub aliases: usize,
     /// Neighbour cache capacity.
     pub neighbors: usize,
     /// Extension headers walked before refusal.
@@ -542,6 +629,8 @@ pub struct CoreLb {
     hasher: IdentityHasher,
     parse_cfg: ParseConfig,
     sessions: Table<SessionKey, BackendIndex>,
+    aliases: Table<Ipv6Addr, Ipv6Addr>,
+    outbox: Vec<AliasUpdate>,
     neighbors: Table<IpAddr, [u8; 6]>,
     schedulers: Vec<Scheduler>,
     parsed: Parsed,
@@ -581,6 +670,8 @@ impl CoreLb {
             hasher,
             parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
             sessions: Table::with_capacity(sizing.sessions)?,
+            aliases: Table::with_capacity(sizing.aliases)?,
+            outbox: Vec::with_capacity(ALIAS_OUTBOX),
             neighbors: Table::with_capacity(sizing.neighbors)?,
             schedulers,
             parsed: Parsed::default(),
@@ -615,6 +706,55 @@ impl CoreLb {
             .map(|b| b.address)
     }
 
+    /// Live aliases on this core.
+    pub fn aliases(&self) -> usize {
+        self.aliases.len()
+    }
+
+    /// Applies an alias update broadcast by another core.
+    pub fn apply_alias(&mut self, u: &AliasUpdate, now: u32) {
+        let hash = self.hasher.hash(&Identity::Source(IpAddr::V6(u.coa)));
+        if u.lifetime == 0 {
+            self.aliases.remove(hash, &u.coa);
+        } else if self
+            .aliases
+            .insert(hash, u.coa, u.home, u.lifetime, now)
+            .is_err()
+        {
+            self.counters.alias_table_full += 1;
+        }
+    }
+
+    /// Hands every queued alias update to `send` (for the other cores) and
+    /// empties the outbox.
+    pub fn drain_outbox(&mut self, mut send: impl FnMut(&AliasUpdate)) {
+        for u in &self.outbox {
+            send(u);
+        }
+        self.outbox.clear();
+    }
+
+    fn binding_update(&mut self, frame: &[u8], p: &Parsed, now: u32) {
+        let Some(bu) = binding_update(frame, p) else {
+            return;
+        };
+        if !p.has_hao() || bu.care_of_address == bu.home_address {
+            return;
+        }
+        let u = AliasUpdate {
+            coa: bu.care_of_address,
+            home: bu.home_address,
+            lifetime: bu.lifetime_secs,
+        };
+        self.counters.binding_updates += 1;
+        self.apply_alias(&u, now);
+        if self.outbox.len() < ALIAS_OUTBOX {
+            self.outbox.push(u);
+        } else {
+            self.counters.alias_outbox_full += 1;
+        }
+    }
+
     /// Expires sessions, examining at most `budget` slots.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
@@ -625,6 +765,7 @@ impl CoreLb {
         });
         self.counters.sessions_expired += n as u64;
         self.neighbors.expire(now, budget.min(64), |_| {});
+        self.aliases.expire(now, budget.min(256), |_| {});
         n
     }
 
@@ -706,13 +847,43 @@ impl CoreLb {
         handed_off: bool,
     ) -> Verdict {
         let svc = &topo.services[si];
-        let Some(identity) = identify(f.bytes(), p, svc.mode) else {
+        let Some(mut identity) = identify(f.bytes(), p, svc.mode) else {
             return self.counters.drop(LbDrop::NoIdentity);
         };
+        // Neither SPI nor Home Address option: a care-of address known from
+        // a binding update stands for its home address. A handed-off packet
+        // carries what the first core resolved, so the owner never
+        // re-resolves it against a copy that may lag.
+        let mut resolved = None;
+        if matches!(
+            identity,
+            Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
+        ) {
+            resolved = if handed_off {
+                read_meta(f)
+            } else {
+                p.ipv6_src(f.bytes()).and_then(|src| {
+                    let h = self.hasher.hash(&Identity::Source(IpAddr::V6(src)));
+                    self.aliases.lookup(h, &src, now).map(|e| e.value())
+                })
+            };
+            if let Some(home) = resolved {
+                identity = Identity::HomeAddress(home);
+                if !handed_off {
+                    self.counters.alias_hits += 1;
+                }
+            }
+        }
+        // A binding update takes effect on the first core that sees it,
+        // before any handoff, so the node's next packets resolve here.
+        if p.is_binding_update() && !handed_off {
+            self.binding_update(f.bytes(), p, now);
+        }
         let hash = self.hasher.hash(&identity);
         if !handed_off {
             let owner = self.buckets.core_of(hash);
             if owner != self.me {
+                write_meta(f, resolved);
                 self.counters.handoffs += 1;
                 return Verdict::Handoff(owner);
             }
@@ -944,6 +1115,12 @@ mod tests {
             self.start -= n;
             true
         }
+        fn scratch(&self) -> &[u8] {
+            &self.buf[..self.start]
+        }
+        fn scratch_mut(&mut self) -> &mut [u8] {
+            &mut self.buf[..self.start]
+        }
     }
 
     const CONFIG: &str = r#"
@@ -1004,6 +1181,7 @@ mod tests {
         let hasher = IdentityHasher::new(*b"0123456789abcdef");
         let sizing = CoreSizing {
             sessions: 1024,
+            aliases: 1024,
             neighbors: 1024,
             extension_header_limit: 8,
         };
@@ -1308,6 +1486,113 @@ mod tests {
         }
         assert_eq!(expired, cap);
         assert_eq!(cs[0].sessions(), 0);
+    }
+
+    fn bu(src: &str, home: &str, alt: Option<&str>, lifetime_units: u16) -> TestFrame {
+        let repr = crate::packet::mobility::BindingUpdateRepr {
+            sequence: 1,
+            flags: 0x8000,
+            lifetime: lifetime_units,
+            alternate_coa: alt.map(addr6),
+        };
+        TestFrame::new(eth_ipv6(
+            src,
+            "2001:db8:ffff::80",
+            &[Ext::Hao(addr6(home))],
+            &L4::BindingUpdate(repr),
+        ))
+    }
+
+    fn backend_of(f: &TestFrame) -> IpAddr {
+        let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
+        dst_addr(f.bytes(), &p).unwrap()
+    }
+
+    /// Delivers every core's alias outbox to the other cores, as the worker
+    /// loops do through their rings.
+    fn broadcast(cs: &mut [CoreLb], now: u32) {
+        let mut sent = Vec::new();
+        for (i, c) in cs.iter_mut().enumerate() {
+            c.drain_outbox(|u| sent.push((i, *u)));
+        }
+        for (from, u) in sent {
+            for (i, c) in cs.iter_mut().enumerate() {
+                if i != from {
+                    c.apply_alias(&u, now);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binding_updates_alias_care_of_addresses() {
+        for n in 0..16u32 {
+            let mut cs = cores(2, true);
+            let home = format!("2001:db8:100::{n:x}");
+            let (coa1, coa2, other) = (
+                format!("2001:db8:b1::{n:x}"),
+                format!("2001:db8:b2::{n:x}"),
+                format!("2001:db8:aa::{n:x}"),
+            );
+            // BU from CoA1 (HAO = home): forwarded to the node's backend.
+            let mut f = bu(&coa1, &home, None, 25);
+            assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+            let backend = backend_of(&f);
+            broadcast(&mut cs, 0);
+            assert!(
+                cs.iter().all(|c| c.aliases() == 1),
+                "every core holds the alias"
+            );
+            // Data from CoA1 without HAO reaches the same backend, whichever
+            // core receives it.
+            let mut f = TestFrame::new(eth_ipv6(
+                &coa1,
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Tcp(40000, 80, 9, 0x18),
+            ));
+            assert_eq!(run(&mut cs, &mut f, 0, 1), Verdict::Transmit(1));
+            assert_eq!(
+                backend_of(&f),
+                backend,
+                "node {n}: data from CoA1 kept the backend"
+            );
+            // A BU sent from another address names CoA2 in the Alternate CoA option.
+            let mut f = bu(&other, &home, Some(&coa2), 25);
+            assert_eq!(run(&mut cs, &mut f, 0, 2), Verdict::Transmit(1));
+            assert_eq!(backend_of(&f), backend);
+            broadcast(&mut cs, 2);
+            for coa in [&coa2, &coa1] {
+                let mut f = TestFrame::new(eth_ipv6(
+                    coa,
+                    "2001:db8:ffff::80",
+                    &[],
+                    &L4::Tcp(40000, 80, 9, 0x18),
+                ));
+                assert_eq!(run(&mut cs, &mut f, 0, 3), Verdict::Transmit(1));
+                assert_eq!(backend_of(&f), backend, "node {n}: old and new CoA coexist");
+            }
+            let sessions: usize = cs.iter().map(|c| c.sessions()).sum();
+            assert_eq!(sessions, 1, "one session for the node");
+            // Lifetime 25 units = 100 s; after it, CoA1 is just a source again.
+            for c in cs.iter_mut() {
+                for _ in 0..16 {
+                    c.expire(200, 4096);
+                }
+            }
+            assert!(cs.iter().all(|c| c.aliases() == 0), "aliases expired");
+            // Lifetime 0 deregisters at once.
+            let mut f = bu(&coa1, &home, None, 25);
+            run(&mut cs, &mut f, 0, 300);
+            broadcast(&mut cs, 300);
+            let mut f = bu(&coa1, &home, None, 0);
+            run(&mut cs, &mut f, 0, 301);
+            broadcast(&mut cs, 301);
+            assert!(
+                cs.iter().all(|c| c.aliases() == 0),
+                "lifetime 0 removed the alias"
+            );
+        }
     }
 
     #[test]

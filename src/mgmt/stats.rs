@@ -71,6 +71,18 @@ counters! {
     Sessions => "sessions",
     /// Next hops resolved to derived MACs in replay mode (would-be ARP/ND requests).
     NeighborRequestsSuppressed => "neighbor_requests_suppressed",
+    /// Binding updates that created or removed a care-of alias.
+    BindingUpdates => "binding_updates",
+    /// Packets whose care-of address resolved to a home address.
+    AliasHits => "alias_hits",
+    /// Live care-of aliases on the worker (a gauge).
+    Aliases => "aliases",
+    /// Alias updates lost because the outbox was full.
+    AliasOutboxFull => "alias_outbox_full",
+    /// Alias updates lost because another worker's alias ring was full.
+    AliasRingFull => "alias_ring_full",
+    /// Aliases refused by a full alias table.
+    AliasTableFull => "alias_table_full",
 }
 
 /// A worker's own counters. Cache-line aligned so neighbouring workers'

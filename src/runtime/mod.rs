@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dataplane::buckets::BucketMap;
-use crate::dataplane::lb::{CoreLb, CoreSizing, Topology};
+use crate::dataplane::lb::{AliasUpdate, CoreLb, CoreSizing, Topology};
 use crate::identity::IdentityHasher;
 use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
 use crate::mgmt::stats::{Counter, WorkerCounters};
@@ -268,6 +268,7 @@ fn run_with_eal(
     };
     let sizing = CoreSizing {
         sessions: cfg.dataplane.sessions_per_worker as usize,
+        aliases: cfg.dataplane.aliases_per_worker as usize,
         neighbors: 4096,
         extension_header_limit: cfg.dataplane.extension_header_limit,
     };
@@ -280,6 +281,20 @@ fn run_with_eal(
         )?);
     }
     let producers: Vec<_> = rings.iter().map(|(p, _)| p.clone()).collect();
+    // Alias updates from binding updates, broadcast between workers.
+    let mut alias_rings = Vec::with_capacity(nworkers);
+    for w in 0..nworkers {
+        alias_rings.push(Some(dpdk::ring::typed_ring::<AliasUpdate>(
+            &format!("roamlb_alias{w}"),
+            4 * crate::dataplane::lb::ALIAS_OUTBOX as u32,
+            SocketId::ANY,
+        )?));
+    }
+    let alias_senders: Vec<_> = alias_rings
+        .iter()
+        .flatten()
+        .map(|(s, _)| s.clone())
+        .collect();
     let mut port_index = vec![
         0u8;
         ports
@@ -325,8 +340,11 @@ fn run_with_eal(
         .map_err(|e| RuntimeError::Setup(format!("worker {w}: {e}")))?;
         session_memory += lb.session_memory();
         session_capacity += lb.session_capacity();
+        let (_, alias_in) = alias_rings[w].take().expect("one alias ring per worker");
         setups.push(WorkerSetup {
             index: w,
+            alias_in,
+            alias_out: alias_senders.clone(),
             rx: Vec::new(),
             tx,
             handoff_in: consumer,

@@ -15,16 +15,19 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use dpdk::ring::{MbufConsumer, MbufProducer};
+use dpdk::ring::{MbufConsumer, MbufProducer, Receiver, Sender};
 use dpdk::{Mbuf, PacketBurst, RxQueue, TxQueue};
 
 use crate::config::IdleBackoff;
-use crate::dataplane::lb::{CoreLb, Frame, LbDrop, Verdict};
+use crate::dataplane::lb::{AliasUpdate, CoreLb, Frame, LbDrop, Verdict};
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
 use crate::packet::DropReason;
 
 /// Iterations between counter publications, expiry slices and stop checks.
 pub const HOUSEKEEPING_EVERY: u64 = 256;
+
+/// Alias updates applied per loop iteration at most.
+const ALIAS_UPDATES_PER_ITERATION: usize = 64;
 
 /// Session-table slots examined per expiry slice.
 const EXPIRE_BUDGET: usize = 1024;
@@ -77,6 +80,10 @@ pub struct RxBinding {
 pub struct WorkerSetup {
     /// Worker index (0-based).
     pub index: usize,
+    /// Alias updates other workers broadcast to this one.
+    pub alias_in: Receiver<AliasUpdate>,
+    /// Every worker's alias ring, indexed by worker.
+    pub alias_out: Vec<Sender<AliasUpdate>>,
     /// Queues to poll.
     pub rx: Vec<RxBinding>,
     /// This worker's TX queue on every port, indexed like the configuration.
@@ -120,6 +127,14 @@ impl Frame for Mbuf {
             .ok()
             .and_then(|n| Mbuf::prepend(self, n))
             .is_some()
+    }
+    #[inline]
+    fn scratch(&self) -> &[u8] {
+        self.headroom_bytes()
+    }
+    #[inline]
+    fn scratch_mut(&mut self) -> &mut [u8] {
+        self.headroom_bytes_mut()
     }
 }
 
@@ -195,6 +210,11 @@ impl Dispatch {
             Counter::NeighborRequestsSuppressed,
             lb.neighbor_requests_suppressed,
         );
+        c.set(Counter::BindingUpdates, lb.binding_updates);
+        c.set(Counter::AliasHits, lb.alias_hits);
+        c.set(Counter::Aliases, self.lb.aliases() as u64);
+        c.set(Counter::AliasOutboxFull, lb.alias_outbox_full);
+        c.set(Counter::AliasTableFull, lb.alias_table_full);
         control.counters.publish(c);
         for (i, r) in DropReason::ALL.iter().enumerate() {
             control.drops.store(i, lb.parse_drops.get(*r));
@@ -212,6 +232,8 @@ impl Dispatch {
 pub fn run(setup: WorkerSetup) -> i32 {
     let WorkerSetup {
         index,
+        mut alias_in,
+        alias_out,
         mut rx,
         mut tx,
         mut handoff_in,
@@ -241,6 +263,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut rx_burst = PacketBurst::new();
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
+    let mut alias_lost: u64 = 0;
     let hz = tsc_hz.max(1);
 
     loop {
@@ -248,6 +271,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let now_tsc = dpdk::time::tsc();
         let now = (now_tsc.wrapping_sub(start_tsc) / hz) as u32;
         if iteration % HOUSEKEEPING_EVERY == 0 {
+            d.counters.set(Counter::AliasRingFull, alias_lost);
             d.lb.expire(now, EXPIRE_BUDGET);
             d.publish(&control);
             if control.stop.load(Ordering::Relaxed) {
@@ -285,6 +309,19 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
 
+        // Binding updates seen here go to every other core; theirs come in.
+        d.lb.drain_outbox(|u| {
+            for (w, ring) in alias_out.iter().enumerate() {
+                if w != index && ring.send(*u).is_err() {
+                    alias_lost += 1;
+                }
+            }
+        });
+        for _ in 0..ALIAS_UPDATES_PER_ITERATION {
+            let Some(u) = alias_in.try_recv() else { break };
+            d.lb.apply_alias(&u, now);
+        }
+
         if received == 0 {
             d.counters.inc(Counter::IdlePolls);
             match idle {
@@ -300,6 +337,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
         flush(q, buf, &mut d.counters);
     }
+    d.counters.set(Counter::AliasRingFull, alias_lost);
     d.publish(&control);
     log::debug!("worker {index}: stopped");
     0
