@@ -323,15 +323,10 @@ fn parse_ipv6(frame: &[u8], off: usize, cfg: &ParseConfig, out: &mut Parsed) -> 
     out.l3_end = end as u16;
     let mut nh = ip.next_header();
     let mut pos = off + ipv6::HEADER_LEN;
-    loop {
-        match nh {
-            IpProtocol::HopByHop
-            | IpProtocol::DestOptions
-            | IpProtocol::Routing
-            | IpProtocol::Fragment
-            | IpProtocol::Ah => {}
-            _ => break,
-        }
+    while matches!(
+        nh,
+        IpProtocol::HopByHop | IpProtocol::DestOptions | IpProtocol::Routing | IpProtocol::Fragment | IpProtocol::Ah
+    ) {
         // Bounded: ext_count grows each turn and the limit is at most 32.
         if out.ext_count >= cfg.max_ext_headers {
             return Err(DropReason::ExtChainTooLong);
@@ -685,7 +680,7 @@ mod tests {
 
     fn hao_with_len(n: u8) -> Vec<u8> {
         let mut o = vec![201, n];
-        o.extend(std::iter::repeat_n(0x20, usize::from(n)));
+        o.extend(std::iter::repeat(0x20).take(usize::from(n)));
         o
     }
 
