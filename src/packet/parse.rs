@@ -490,6 +490,11 @@ mod tests {
     const HOME: &str = "2001:db8:40::1";
 
     #[test]
+    fn summary_is_small() {
+        assert!(core::mem::size_of::<Parsed>() <= 64, "{}", core::mem::size_of::<Parsed>());
+    }
+
+    #[test]
     fn ipv4_tcp() {
         let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(40000, 80, 77, 0x12));
         let p = parse(&f, &cfg()).unwrap();
