@@ -23,15 +23,45 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         alternate_coa: Some(addr6("2001:db8:c0b::2")),
     };
     vec![
-        ("ipv4_tcp", build::eth_ipv4("192.0.2.10", "198.51.100.1", &L4::Tcp(40000, 80, 1, 0x10))),
-        ("ipv6_tcp", build::eth_ipv6(COA, CN, &[], &L4::Tcp(40000, 80, 1, 0x10))),
-        ("ipv6_hao_tcp", build::eth_ipv6(COA, CN, &[Ext::Hao(addr6(HOME))], &L4::Tcp(40000, 80, 1, 0x10))),
+        (
+            "ipv4_tcp",
+            build::eth_ipv4("192.0.2.10", "198.51.100.1", &L4::Tcp(40000, 80, 1, 0x10)),
+        ),
+        (
+            "ipv6_tcp",
+            build::eth_ipv6(COA, CN, &[], &L4::Tcp(40000, 80, 1, 0x10)),
+        ),
+        (
+            "ipv6_hao_tcp",
+            build::eth_ipv6(
+                COA,
+                CN,
+                &[Ext::Hao(addr6(HOME))],
+                &L4::Tcp(40000, 80, 1, 0x10),
+            ),
+        ),
         (
             "ipv6_hbh_padn_hao_udp",
-            build::eth_ipv6(COA, CN, &[Ext::HopByHop(vec![5, 2, 0, 0]), Ext::DestOpts(padn_hao)], &L4::Udp(5000, 53, vec![0; 32])),
+            build::eth_ipv6(
+                COA,
+                CN,
+                &[Ext::HopByHop(vec![5, 2, 0, 0]), Ext::DestOpts(padn_hao)],
+                &L4::Udp(5000, 53, vec![0; 32]),
+            ),
         ),
-        ("ipv6_esp", build::eth_ipv6(COA, CN, &[], &L4::Esp(0xabcd, 7))),
-        ("ipv6_mh_bu", build::eth_ipv6(COA, "2001:db8:40::ffff", &[Ext::Hao(addr6(HOME))], &L4::BindingUpdate(bu))),
+        (
+            "ipv6_esp",
+            build::eth_ipv6(COA, CN, &[], &L4::Esp(0xabcd, 7)),
+        ),
+        (
+            "ipv6_mh_bu",
+            build::eth_ipv6(
+                COA,
+                "2001:db8:40::ffff",
+                &[Ext::Hao(addr6(HOME))],
+                &L4::BindingUpdate(bu),
+            ),
+        ),
     ]
 }
 
@@ -49,7 +79,11 @@ fn bench(c: &mut Criterion) {
                 let ok = parse_into(f, &cfg, &mut p).is_ok();
                 let id = identify(f, &p, IdentityMode::Default);
                 let h = id.map_or(0, |i| hasher.hash(&i));
-                let bu = if p.is_binding_update() { binding_update(f, &p).map_or(0, |b| b.sequence) } else { 0 };
+                let bu = if p.is_binding_update() {
+                    binding_update(f, &p).map_or(0, |b| b.sequence)
+                } else {
+                    0
+                };
                 black_box((ok, h, bu))
             })
         });
@@ -66,7 +100,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("hash_only");
     let id = roamlb::identity::Identity::HomeAddress(addr6(HOME));
-    g.bench_function("home_address", |b| b.iter(|| black_box(hasher.hash(black_box(&id)))));
+    g.bench_function("home_address", |b| {
+        b.iter(|| black_box(hasher.hash(black_box(&id))))
+    });
     g.finish();
 }
 

@@ -115,13 +115,24 @@ impl Classifier<'_> {
         } else {
             if !self.header_done {
                 self.header_done = true;
-                writeln!(self.out, "{:>6}  {:<7}  {:<28}  identity", "index", "verdict", "reason")?;
+                writeln!(
+                    self.out,
+                    "{:>6}  {:<7}  {:<28}  identity",
+                    "index", "verdict", "reason"
+                )?;
             }
             let id = identity.map_or_else(|| "-".to_string(), |i| i.to_string());
             let bu = bu.map_or_else(String::new, |b| {
-                format!(" BU home={} coa={} seq={} lifetime={}s", b.home_address, b.care_of_address, b.sequence, b.lifetime_secs)
+                format!(
+                    " BU home={} coa={} seq={} lifetime={}s",
+                    b.home_address, b.care_of_address, b.sequence, b.lifetime_secs
+                )
             });
-            writeln!(self.out, "{index:>6}  {verdict:<7}  {:<28}  {id}{bu}", reason.map_or("", DropReason::name))?;
+            writeln!(
+                self.out,
+                "{index:>6}  {verdict:<7}  {:<28}  {id}{bu}",
+                reason.map_or("", DropReason::name)
+            )?;
         }
         Ok(())
     }
@@ -144,7 +155,8 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ClassifyS
     let path = &args.pcap;
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).with_context(|| format!("{}: too short to be a capture", path.display()))?;
+    file.read_exact(&mut magic)
+        .with_context(|| format!("{}: too short to be a capture", path.display()))?;
     file.seek(SeekFrom::Start(0))?;
     let reader = BufReader::new(file);
     let mut c = Classifier {
@@ -157,7 +169,8 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ClassifyS
         header_done: false,
     };
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut r = PcapNgReader::new(reader).with_context(|| format!("{}: bad pcapng header", path.display()))?;
+        let mut r = PcapNgReader::new(reader)
+            .with_context(|| format!("{}: bad pcapng header", path.display()))?;
         let mut links: Vec<DataLink> = Vec::new();
         while let Some(block) = r.next_block() {
             let block = block.with_context(|| format!("{}: bad pcapng block", path.display()))?;
@@ -169,14 +182,21 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ClassifyS
                 }
                 Block::EnhancedPacket(epb) => {
                     let Some(dl) = links.get(epb.interface_id as usize) else {
-                        bail!("{}: packet on undeclared interface {}", path.display(), epb.interface_id);
+                        bail!(
+                            "{}: packet on undeclared interface {}",
+                            path.display(),
+                            epb.interface_id
+                        );
                     };
                     check_link(*dl, path)?;
                     c.packet(&epb.data)?;
                 }
                 Block::SimplePacket(spb) => {
                     let Some(dl) = links.first() else {
-                        bail!("{}: simple packet block before any interface", path.display());
+                        bail!(
+                            "{}: simple packet block before any interface",
+                            path.display()
+                        );
                     };
                     check_link(*dl, path)?;
                     c.packet(&spb.data)?;
@@ -185,7 +205,8 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<ClassifyS
             }
         }
     } else {
-        let mut r = PcapReader::new(reader).with_context(|| format!("{}: not a pcap or pcapng file", path.display()))?;
+        let mut r = PcapReader::new(reader)
+            .with_context(|| format!("{}: not a pcap or pcapng file", path.display()))?;
         check_link(r.header().datalink, path)?;
         while let Some(pkt) = r.next_packet() {
             let pkt = pkt.with_context(|| format!("{}: bad pcap record", path.display()))?;

@@ -100,7 +100,9 @@ impl std::str::FromStr for IdentityMode {
         match s {
             "default" => Ok(IdentityMode::Default),
             "slaac" => Ok(IdentityMode::Slaac),
-            other => Err(format!("unknown identity mode {other:?} (expected default or slaac)")),
+            other => Err(format!(
+                "unknown identity mode {other:?} (expected default or slaac)"
+            )),
         }
     }
 }
@@ -228,7 +230,10 @@ impl IdentityHasher {
         let mut b = [0u8; 8];
         a.copy_from_slice(&key[..8]);
         b.copy_from_slice(&key[8..]);
-        IdentityHasher { k0: u64::from_le_bytes(a), k1: u64::from_le_bytes(b) }
+        IdentityHasher {
+            k0: u64::from_le_bytes(a),
+            k1: u64::from_le_bytes(b),
+        }
     }
 
     /// A hasher with a random key from the OS (single-node use, tests).
@@ -332,44 +337,112 @@ mod tests {
     fn precedence_default() {
         let hao = [Ext::Hao(build::addr6("2001:db8:40::1"))];
         let f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8::80", &hao, &L4::Esp(0xabcd, 1));
-        assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "spi=0x0000abcd");
-        let f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8::80", &hao, &L4::Tcp(1, 2, 3, 4));
-        assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "home_address=2001:db8:40::1");
-        assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "home_address=2001:db8:40::1");
-        let f = build::eth_ipv6("2001:db8:c0a::211:22ff:fe33:4455", "2001:db8::80", &[], &L4::Tcp(1, 2, 3, 4));
-        assert_eq!(id(&f, IdentityMode::Default).unwrap().to_string(), "source=2001:db8:c0a:0:211:22ff:fe33:4455");
-        assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "interface_id=0211:22ff:fe33:4455");
+        assert_eq!(
+            id(&f, IdentityMode::Default).unwrap().to_string(),
+            "spi=0x0000abcd"
+        );
+        let f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8::80",
+            &hao,
+            &L4::Tcp(1, 2, 3, 4),
+        );
+        assert_eq!(
+            id(&f, IdentityMode::Default).unwrap().to_string(),
+            "home_address=2001:db8:40::1"
+        );
+        assert_eq!(
+            id(&f, IdentityMode::Slaac).unwrap().to_string(),
+            "home_address=2001:db8:40::1"
+        );
+        let f = build::eth_ipv6(
+            "2001:db8:c0a::211:22ff:fe33:4455",
+            "2001:db8::80",
+            &[],
+            &L4::Tcp(1, 2, 3, 4),
+        );
+        assert_eq!(
+            id(&f, IdentityMode::Default).unwrap().to_string(),
+            "source=2001:db8:c0a:0:211:22ff:fe33:4455"
+        );
+        assert_eq!(
+            id(&f, IdentityMode::Slaac).unwrap().to_string(),
+            "interface_id=0211:22ff:fe33:4455"
+        );
         let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Udp(1, 2, vec![]));
-        assert_eq!(id(&f, IdentityMode::Slaac).unwrap().to_string(), "source=192.0.2.1");
+        assert_eq!(
+            id(&f, IdentityMode::Slaac).unwrap().to_string(),
+            "source=192.0.2.1"
+        );
     }
 
     #[test]
     fn identity_of_refused_packet_is_best_found() {
         // HAO found, then a truncated TCP header.
-        let mut f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8::80", &[Ext::Hao(build::addr6("2001:db8:40::1"))], &L4::Raw(6, vec![0; 10]));
+        let mut f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8::80",
+            &[Ext::Hao(build::addr6("2001:db8:40::1"))],
+            &L4::Raw(6, vec![0; 10]),
+        );
         f.truncate(f.len());
-        assert_eq!(parse(&f, &ParseConfig::new()).unwrap_err(), DropReason::TcpTruncated);
-        assert_eq!(id(&f, IdentityMode::Default), Some(Identity::HomeAddress(build::addr6("2001:db8:40::1"))));
+        assert_eq!(
+            parse(&f, &ParseConfig::new()).unwrap_err(),
+            DropReason::TcpTruncated
+        );
+        assert_eq!(
+            id(&f, IdentityMode::Default),
+            Some(Identity::HomeAddress(build::addr6("2001:db8:40::1")))
+        );
         assert_eq!(id(&f[..20], IdentityMode::Default), None);
     }
 
     #[test]
     fn binding_updates() {
-        let r = BindingUpdateRepr { sequence: 7, flags: bu_flags::ACK | bu_flags::HOME_REGISTRATION, lifetime: 100, alternate_coa: None };
+        let r = BindingUpdateRepr {
+            sequence: 7,
+            flags: bu_flags::ACK | bu_flags::HOME_REGISTRATION,
+            lifetime: 100,
+            alternate_coa: None,
+        };
         let hao = [Ext::Hao(build::addr6("2001:db8:40::1"))];
-        let f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8:40::ffff", &hao, &L4::BindingUpdate(r));
+        let f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8:40::ffff",
+            &hao,
+            &L4::BindingUpdate(r),
+        );
         let p = parse(&f, &ParseConfig::new()).unwrap();
         let bu = binding_update(&f, &p).unwrap();
         assert_eq!(bu.home_address, build::addr6("2001:db8:40::1"));
         assert_eq!(bu.care_of_address, build::addr6("2001:db8:c0a::1"));
         assert_eq!((bu.sequence, bu.lifetime_secs), (7, 400));
         assert!(bu.is_home_registration());
-        let r = BindingUpdateRepr { alternate_coa: Some(build::addr6("2001:db8:c0b::9")), ..r };
-        let f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8:40::ffff", &hao, &L4::BindingUpdate(r));
+        let r = BindingUpdateRepr {
+            alternate_coa: Some(build::addr6("2001:db8:c0b::9")),
+            ..r
+        };
+        let f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8:40::ffff",
+            &hao,
+            &L4::BindingUpdate(r),
+        );
         let p = parse(&f, &ParseConfig::new()).unwrap();
-        assert_eq!(binding_update(&f, &p).unwrap().care_of_address, build::addr6("2001:db8:c0b::9"));
-        let f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8:40::ffff", &hao, &L4::Tcp(1, 2, 3, 4));
-        assert_eq!(binding_update(&f, &parse(&f, &ParseConfig::new()).unwrap()), None);
+        assert_eq!(
+            binding_update(&f, &p).unwrap().care_of_address,
+            build::addr6("2001:db8:c0b::9")
+        );
+        let f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8:40::ffff",
+            &hao,
+            &L4::Tcp(1, 2, 3, 4),
+        );
+        assert_eq!(
+            binding_update(&f, &parse(&f, &ParseConfig::new()).unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -396,7 +469,11 @@ mod tests {
             let h = IdentityHasher::new(key);
             let reference = siphasher::sip::SipHasher13::new_with_key(&key);
             for i in &ids {
-                assert_eq!(h.hash(i), reference.hash(&IdentityHasher::message(i)), "{i}");
+                assert_eq!(
+                    h.hash(i),
+                    reference.hash(&IdentityHasher::message(i)),
+                    "{i}"
+                );
             }
         }
         assert!(IdentityHasher::random().is_ok());
@@ -405,8 +482,14 @@ mod tests {
 
     #[test]
     fn identity_mode_serde() {
-        assert_eq!(serde_json::to_string(&IdentityMode::Slaac).unwrap(), "\"slaac\"");
-        assert_eq!(serde_json::from_str::<IdentityMode>("\"default\"").unwrap(), IdentityMode::Default);
+        assert_eq!(
+            serde_json::to_string(&IdentityMode::Slaac).unwrap(),
+            "\"slaac\""
+        );
+        assert_eq!(
+            serde_json::from_str::<IdentityMode>("\"default\"").unwrap(),
+            IdentityMode::Default
+        );
         assert!("bogus".parse::<IdentityMode>().is_err());
     }
 }

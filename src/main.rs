@@ -9,7 +9,10 @@ use roamlb::identity::IdentityMode;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "roamlb", about = "Clustered, mobility-aware L4 load balancer on DPDK")]
+#[command(
+    name = "roamlb",
+    about = "Clustered, mobility-aware L4 load balancer on DPDK"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -33,8 +36,16 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Classify { pcap, identity_mode, json } => {
-            let args = ClassifyArgs { pcap, identity_mode, json };
+        Cmd::Classify {
+            pcap,
+            identity_mode,
+            json,
+        } => {
+            let args = ClassifyArgs {
+                pcap,
+                identity_mode,
+                json,
+            };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             classify::run(&args, &mut out)?;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn classify(name: &str, extra: &[&str]) -> (bool, String, String) {
@@ -19,7 +21,11 @@ fn classify(name: &str, extra: &[&str]) -> (bool, String, String) {
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run roamlb");
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 fn json_lines(name: &str, extra: &[&str]) -> Vec<String> {
@@ -51,22 +57,22 @@ fn drop(i: usize, reason: &str, id: Option<&str>) -> String {
 #[test]
 fn basic_capture() {
     let want = [
-        fwd(0, "source=192.0.2.10"),                // IPv4/TCP
-        fwd(1, "source=2001:db8:c0a::1"),           // IPv6/TCP
-        fwd(2, "home_address=2001:db8:40::1"),      // IPv6+DestOpts(HAO)/TCP
-        fwd(3, "home_address=2001:db8:40::1"),      // IPv6+HBH+DestOpts(PadN,HAO)/UDP
-        fwd(4, "spi=0x0000abcd"),                   // IPv6+ESP
-        fwd(5, "spi=0xdeadbeef"),                   // IPv4+ESP
-        fwd(6, "spi=0x01020304"),                   // HAO+ESP: SPI first
-        fwd(7, "source=192.0.2.10"),                // ARP sender
-        fwd(8, "source=192.0.2.12"),                // 802.1Q
-        fwd(9, "home_address=2001:db8:40::1"),      // QinQ + HAO
-        fwd(10, "source=2001:db8:c0a::1"),          // IPv6 first fragment
-        fwd(11, "source=2001:db8:c0a::1"),          // IPv6 non-first fragment
-        fwd(12, "source=192.0.2.13"),               // IPv4 first fragment
-        fwd(13, "source=192.0.2.13"),               // IPv4 non-first fragment
-        fwd(14, "source=2001:db8:5::80"),           // reply with type 2 RH
-        fwd(15, "source=2001:db8:c0a::1"),          // ICMPv6 echo
+        fwd(0, "source=192.0.2.10"),           // IPv4/TCP
+        fwd(1, "source=2001:db8:c0a::1"),      // IPv6/TCP
+        fwd(2, "home_address=2001:db8:40::1"), // IPv6+DestOpts(HAO)/TCP
+        fwd(3, "home_address=2001:db8:40::1"), // IPv6+HBH+DestOpts(PadN,HAO)/UDP
+        fwd(4, "spi=0x0000abcd"),              // IPv6+ESP
+        fwd(5, "spi=0xdeadbeef"),              // IPv4+ESP
+        fwd(6, "spi=0x01020304"),              // HAO+ESP: SPI first
+        fwd(7, "source=192.0.2.10"),           // ARP sender
+        fwd(8, "source=192.0.2.12"),           // 802.1Q
+        fwd(9, "home_address=2001:db8:40::1"), // QinQ + HAO
+        fwd(10, "source=2001:db8:c0a::1"),     // IPv6 first fragment
+        fwd(11, "source=2001:db8:c0a::1"),     // IPv6 non-first fragment
+        fwd(12, "source=192.0.2.13"),          // IPv4 first fragment
+        fwd(13, "source=192.0.2.13"),          // IPv4 non-first fragment
+        fwd(14, "source=2001:db8:5::80"),      // reply with type 2 RH
+        fwd(15, "source=2001:db8:c0a::1"),     // ICMPv6 echo
     ];
     let want: Vec<&str> = want.iter().map(String::as_str).collect();
     assert_lines(&json_lines("basic.pcap", &[]), &want);
@@ -86,12 +92,23 @@ fn binding_updates_pcap_and_pcapng() {
 
 #[test]
 fn slaac_mode() {
-    let default = [fwd(0, "source=2001:db8:c0a:0:211:22ff:fe33:4455"), fwd(1, "home_address=2001:db8:40::1"), fwd(2, "source=192.0.2.20")];
-    let slaac = [fwd(0, "interface_id=0211:22ff:fe33:4455"), fwd(1, "home_address=2001:db8:40::1"), fwd(2, "source=192.0.2.20")];
+    let default = [
+        fwd(0, "source=2001:db8:c0a:0:211:22ff:fe33:4455"),
+        fwd(1, "home_address=2001:db8:40::1"),
+        fwd(2, "source=192.0.2.20"),
+    ];
+    let slaac = [
+        fwd(0, "interface_id=0211:22ff:fe33:4455"),
+        fwd(1, "home_address=2001:db8:40::1"),
+        fwd(2, "source=192.0.2.20"),
+    ];
     let d: Vec<&str> = default.iter().map(String::as_str).collect();
     let s: Vec<&str> = slaac.iter().map(String::as_str).collect();
     assert_lines(&json_lines("slaac.pcap", &[]), &d);
-    assert_lines(&json_lines("slaac.pcap", &["--identity-mode", "default"]), &d);
+    assert_lines(
+        &json_lines("slaac.pcap", &["--identity-mode", "default"]),
+        &d,
+    );
     assert_lines(&json_lines("slaac.pcap", &["--identity-mode", "slaac"]), &s);
 }
 
@@ -126,8 +143,14 @@ fn table_output_has_drop_summary() {
     let (ok, out, _) = classify("malformed.pcap", &[]);
     assert!(ok);
     assert!(out.starts_with(" index  verdict"), "{out}");
-    assert!(out.contains("17 packets: 0 forwarded, 17 dropped, 0 binding updates"), "{out}");
-    assert!(out.contains("  hao_bad_length                   3\n"), "{out}");
+    assert!(
+        out.contains("17 packets: 0 forwarded, 17 dropped, 0 binding updates"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  hao_bad_length                   3\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -148,16 +171,29 @@ fn missing_file_is_an_error() {
 /// Rows of `tshark -T fields` for `fields`, or `None` when tshark is absent.
 fn tshark(name: &str, fields: &[&str]) -> Option<Vec<Vec<String>>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(fixture(name)).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
+    cmd.arg("-r").arg(fixture(name)).args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=f",
+    ]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     match cmd.output() {
         Ok(o) if o.status.success() => Some(
-            String::from_utf8_lossy(&o.stdout).lines().map(|l| l.split('|').map(str::to_owned).collect()).collect(),
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.split('|').map(str::to_owned).collect())
+                .collect(),
         ),
         Ok(o) => {
-            eprintln!("skipping tshark cross-check: tshark failed: {}", String::from_utf8_lossy(&o.stderr));
+            eprintln!(
+                "skipping tshark cross-check: tshark failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             None
         }
         Err(e) => {
@@ -176,7 +212,16 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 #[test]
 fn tshark_agrees_on_identities() {
     for name in ["basic.pcap", "slaac.pcap", "mobility.pcap"] {
-        let Some(rows) = tshark(name, &["esp.spi", "ipv6.opt.mipv6.home_address", "ip.src", "ipv6.src", "arp.src.proto_ipv4"]) else {
+        let Some(rows) = tshark(
+            name,
+            &[
+                "esp.spi",
+                "ipv6.opt.mipv6.home_address",
+                "ip.src",
+                "ipv6.src",
+                "arp.src.proto_ipv4",
+            ],
+        ) else {
             return;
         };
         let ours = json_lines(name, &[]);
@@ -187,10 +232,17 @@ fn tshark_agrees_on_identities() {
             } else if !r[1].is_empty() {
                 format!("home_address={}", r[1])
             } else {
-                let src = [&r[2], &r[3], &r[4]].into_iter().find(|s| !s.is_empty()).expect("a source");
+                let src = [&r[2], &r[3], &r[4]]
+                    .into_iter()
+                    .find(|s| !s.is_empty())
+                    .expect("a source");
                 format!("source={src}")
             };
-            assert_eq!(field(line, "identity"), Some(expected.as_str()), "{name} packet {i}");
+            assert_eq!(
+                field(line, "identity"),
+                Some(expected.as_str()),
+                "{name} packet {i}"
+            );
         }
     }
 }
@@ -198,7 +250,15 @@ fn tshark_agrees_on_identities() {
 #[test]
 fn tshark_agrees_on_binding_updates() {
     for name in ["mobility.pcap", "mobility.pcapng"] {
-        let Some(rows) = tshark(name, &["mip6.mhtype", "ipv6.opt.mipv6.home_address", "mip6.acoa.acoa", "ipv6.src"]) else {
+        let Some(rows) = tshark(
+            name,
+            &[
+                "mip6.mhtype",
+                "ipv6.opt.mipv6.home_address",
+                "mip6.acoa.acoa",
+                "ipv6.src",
+            ],
+        ) else {
             return;
         };
         let ours = json_lines(name, &[]);
@@ -206,7 +266,10 @@ fn tshark_agrees_on_binding_updates() {
         for (r, line) in rows.iter().zip(&ours) {
             if r[0] == "5" {
                 let coa = if r[2].is_empty() { &r[3] } else { &r[2] };
-                let want = format!(r#""binding_update":{{"home_address":"{}","care_of_address":"{coa}"}}"#, r[1]);
+                let want = format!(
+                    r#""binding_update":{{"home_address":"{}","care_of_address":"{coa}"}}"#,
+                    r[1]
+                );
                 assert!(line.contains(&want), "{line} vs {want}");
             } else {
                 assert!(line.ends_with(FWD_NULL), "{line}");

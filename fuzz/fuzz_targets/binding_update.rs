@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use roamlb::packet::mobility::{BindingUpdateRepr, MobilityHeader};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mh) = MobilityHeader::new_checked(data) else { return };
+    let Ok(mh) = MobilityHeader::new_checked(data) else {
+        return;
+    };
     let _ = mh.bu_options().count();
     if let Some(bu) = BindingUpdateRepr::parse(&mh) {
         let mut buf = vec![0u8; bu.buffer_len()];

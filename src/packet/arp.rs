@@ -170,9 +170,16 @@ mod tests {
     fn emit_parse_and_truncation() {
         let mut b = [0u8; PACKET_LEN];
         repr().emit(&mut b);
-        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()), repr());
+        assert_eq!(
+            ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()),
+            repr()
+        );
         for n in 0..PACKET_LEN {
-            assert_eq!(ArpPacket::new_checked(&b[..n]).unwrap_err(), DropReason::ArpTruncated, "len {n}");
+            assert_eq!(
+                ArpPacket::new_checked(&b[..n]).unwrap_err(),
+                DropReason::ArpTruncated,
+                "len {n}"
+            );
         }
     }
 
@@ -181,6 +188,9 @@ mod tests {
         let mut b = [0u8; PACKET_LEN];
         repr().emit(&mut b);
         b[field::HLEN] = 8;
-        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), DropReason::ArpUnsupported);
+        assert_eq!(
+            ArpPacket::new_checked(&b[..]).unwrap_err(),
+            DropReason::ArpUnsupported
+        );
     }
 }

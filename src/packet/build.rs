@@ -75,18 +75,35 @@ impl L4 {
         match self {
             L4::Tcp(s, d, seq, fl) => {
                 let mut b = vec![0u8; 20];
-                TcpRepr { src_port: *s, dst_port: *d, seq_number: *seq, ack_number: 0, flags: *fl, window: 8192 }.emit(&mut b);
+                TcpRepr {
+                    src_port: *s,
+                    dst_port: *d,
+                    seq_number: *seq,
+                    ack_number: 0,
+                    flags: *fl,
+                    window: 8192,
+                }
+                .emit(&mut b);
                 (b, Some(16))
             }
             L4::Udp(s, d, p) => {
                 let mut b = vec![0u8; 8];
-                UdpRepr { src_port: *s, dst_port: *d, payload_len: p.len() as u16 }.emit(&mut b);
+                UdpRepr {
+                    src_port: *s,
+                    dst_port: *d,
+                    payload_len: p.len() as u16,
+                }
+                .emit(&mut b);
                 b.extend_from_slice(p);
                 (b, Some(6))
             }
             L4::Esp(spi, seq) => {
                 let mut b = vec![0u8; 24];
-                EspRepr { spi: *spi, sequence: *seq }.emit(&mut b);
+                EspRepr {
+                    spi: *spi,
+                    sequence: *seq,
+                }
+                .emit(&mut b);
                 (b, None)
             }
             L4::BindingUpdate(r) => {
@@ -128,7 +145,11 @@ fn ext_bytes(e: &Ext, nh: IpProtocol) -> Vec<u8> {
         }
         Ext::Hao(a) => {
             let mut b = vec![0u8; HAO_DEST_OPTS_LEN];
-            HomeAddressDestOptsRepr { next_header: IpProtocol::from(nh), home_address: *a }.emit(&mut b);
+            HomeAddressDestOptsRepr {
+                next_header: IpProtocol::from(nh),
+                home_address: *a,
+            }
+            .emit(&mut b);
             b
         }
         Ext::Routing2(a, sl) => {
@@ -177,10 +198,19 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, exts: &[Ext], l4: &L4) -> Vec<u8> {
         chain.extend_from_slice(&ext_bytes(e, nh));
     }
     if let Some(c) = csum_off {
-        let psrc = exts.iter().find_map(|e| if let Ext::Hao(a) = e { Some(*a) } else { None }).unwrap_or(src);
+        let psrc = exts
+            .iter()
+            .find_map(|e| if let Ext::Hao(a) = e { Some(*a) } else { None })
+            .unwrap_or(src);
         let pdst = exts
             .iter()
-            .find_map(|e| if let Ext::Routing2(a, 1) = e { Some(*a) } else { None })
+            .find_map(|e| {
+                if let Ext::Routing2(a, 1) = e {
+                    Some(*a)
+                } else {
+                    None
+                }
+            })
             .unwrap_or(dst);
         let acc = checksum::pseudo_header_v6(psrc, pdst, l4.proto(), l4b.len() as u32);
         let mut v = !checksum::fold(checksum::sum(acc, &l4b));
@@ -192,8 +222,16 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, exts: &[Ext], l4: &L4) -> Vec<u8> {
     let first = exts.first().map_or(l4.proto(), ext_proto);
     let payload_len = (chain.len() + l4b.len()) as u16;
     let mut out = vec![0u8; 40];
-    Ipv6Repr { src_addr: src, dst_addr: dst, next_header: first, payload_len, hop_limit: 64, traffic_class: 0, flow_label: 0 }
-        .emit(&mut out);
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: first,
+        payload_len,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut out);
     out.extend_from_slice(&chain);
     out.extend_from_slice(&l4b);
     out
@@ -208,8 +246,17 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, l4: &L4) -> Vec<u8> {
         l4b[c..c + 2].copy_from_slice(&v.to_be_bytes());
     }
     let mut out = vec![0u8; 20];
-    Ipv4Repr { src_addr: src, dst_addr: dst, protocol: l4.proto(), payload_len: l4b.len() as u16, ttl: 64, tos: 0, ident: 1, dont_frag: false }
-        .emit(&mut out);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: l4.proto(),
+        payload_len: l4b.len() as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+    }
+    .emit(&mut out);
     out.extend_from_slice(&l4b);
     out
 }
@@ -223,11 +270,19 @@ pub fn ethernet(ethertype: EtherType, vlans: &[u16], payload: &[u8]) -> Vec<u8> 
         1 => EtherType::Vlan,
         _ => EtherType::QinQ,
     };
-    EthernetRepr { src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]), dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]), ethertype: first }
-        .emit(&mut EthernetFrame::new_unchecked(&mut out[..]));
+    EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        ethertype: first,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut out[..]));
     for (i, v) in vlans.iter().enumerate() {
         out.extend_from_slice(&v.to_be_bytes());
-        let next = if i + 1 == vlans.len() { ethertype } else { EtherType::Vlan };
+        let next = if i + 1 == vlans.len() {
+            ethertype
+        } else {
+            EtherType::Vlan
+        };
         out.extend_from_slice(&u16::from(next).to_be_bytes());
     }
     out.extend_from_slice(payload);
@@ -236,12 +291,24 @@ pub fn ethernet(ethertype: EtherType, vlans: &[u16], payload: &[u8]) -> Vec<u8> 
 
 /// Shorthand: Ethernet + IPv6.
 pub fn eth_ipv6(src: &str, dst: &str, exts: &[Ext], l4: &L4) -> Vec<u8> {
-    ethernet(EtherType::Ipv6, &[], &ipv6(addr6(src), addr6(dst), exts, l4))
+    ethernet(
+        EtherType::Ipv6,
+        &[],
+        &ipv6(addr6(src), addr6(dst), exts, l4),
+    )
 }
 
 /// Shorthand: Ethernet + IPv4.
 pub fn eth_ipv4(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
-    ethernet(EtherType::Ipv4, &[], &ipv4(src.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), dst.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), l4))
+    ethernet(
+        EtherType::Ipv4,
+        &[],
+        &ipv4(
+            src.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            dst.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            l4,
+        ),
+    )
 }
 
 /// Parses an IPv6 literal, `::` on error (builders only).

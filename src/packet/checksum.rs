@@ -103,7 +103,9 @@ mod tests {
 
     #[test]
     fn incremental_matches_full_recompute() {
-        let mut d = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut d = [
+            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let c = checksum(&d);
         let old = [d[12], d[13], d[14], d[15]];
         let new = [192, 168, 255, 254];
@@ -118,6 +120,9 @@ mod tests {
     #[test]
     fn update_of_all_ones_word() {
         // RFC 1624 §4 example: the eqn. 3 result is never -0 where +0 is right.
-        assert_eq!(update16(0xdd2f, 0x5555, 0x3285), !fold(u32::from(!0xdd2fu16) + u32::from(!0x5555u16) + 0x3285));
+        assert_eq!(
+            update16(0xdd2f, 0x5555, 0x3285),
+            !fold(u32::from(!0xdd2fu16) + u32::from(!0x5555u16) + 0x3285)
+        );
     }
 }

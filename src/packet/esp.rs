@@ -77,7 +77,10 @@ pub struct EspRepr {
 impl EspRepr {
     /// Reads a checked header.
     pub fn parse<T: AsRef<[u8]>>(p: &EspPacket<T>) -> Self {
-        EspRepr { spi: p.spi(), sequence: p.sequence() }
+        EspRepr {
+            spi: p.spi(),
+            sequence: p.sequence(),
+        }
     }
 
     /// Writes the 8 cleartext octets.
@@ -95,10 +98,22 @@ mod tests {
     fn spi_and_seq() {
         let b = [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 42, 0xff];
         let p = EspPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(EspRepr::parse(&p), EspRepr { spi: 0xdeadbeef, sequence: 42 });
+        assert_eq!(
+            EspRepr::parse(&p),
+            EspRepr {
+                spi: 0xdeadbeef,
+                sequence: 42
+            }
+        );
         for n in 0..HEADER_LEN {
-            assert_eq!(EspPacket::new_checked(&b[..n]).unwrap_err(), DropReason::EspTruncated);
+            assert_eq!(
+                EspPacket::new_checked(&b[..n]).unwrap_err(),
+                DropReason::EspTruncated
+            );
         }
-        assert_eq!(EspPacket::new_checked(&[0u8; 8][..]).unwrap_err(), DropReason::EspSpiZero);
+        assert_eq!(
+            EspPacket::new_checked(&[0u8; 8][..]).unwrap_err(),
+            DropReason::EspSpiZero
+        );
     }
 }

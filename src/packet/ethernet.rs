@@ -30,7 +30,11 @@ pub struct EthernetAddress(pub [u8; 6]);
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -146,7 +150,11 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     /// Reads the header.
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Self {
-        EthernetRepr { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: frame.ethertype() }
+        EthernetRepr {
+            src_addr: frame.src_addr(),
+            dst_addr: frame.dst_addr(),
+            ethertype: frame.ethertype(),
+        }
     }
 
     /// Header length.
@@ -185,7 +193,10 @@ mod tests {
     #[test]
     fn truncated_at_every_length() {
         for n in 0..HEADER_LEN {
-            assert_eq!(EthernetFrame::new_checked(&FRAME[..n]).unwrap_err(), DropReason::EthTruncated);
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..n]).unwrap_err(),
+                DropReason::EthTruncated
+            );
         }
     }
 
@@ -204,6 +215,9 @@ mod tests {
         };
         let mut buf = [0u8; HEADER_LEN];
         repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
-        assert_eq!(EthernetRepr::parse(&EthernetFrame::new_checked(&buf[..]).unwrap()), repr);
+        assert_eq!(
+            EthernetRepr::parse(&EthernetFrame::new_checked(&buf[..]).unwrap()),
+            repr
+        );
     }
 }

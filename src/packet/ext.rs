@@ -216,7 +216,11 @@ impl<'a> Iterator for Ipv6Options<'a> {
         let kind = *d.get(start)?;
         if kind == OPT_PAD1 {
             self.pos += 1;
-            return Some(Ok(Ipv6OptionRef { offset: start, kind, data: &d[start + 1..start + 1] }));
+            return Some(Ok(Ipv6OptionRef {
+                offset: start,
+                kind,
+                data: &d[start + 1..start + 1],
+            }));
         }
         let Some(&len) = d.get(start + 1) else {
             self.pos = d.len();
@@ -228,7 +232,11 @@ impl<'a> Iterator for Ipv6Options<'a> {
             return Some(Err(DropReason::OptionPastHeader));
         }
         self.pos = end;
-        Some(Ok(Ipv6OptionRef { offset: start, kind, data: &d[start + 2..end] }))
+        Some(Ok(Ipv6OptionRef {
+            offset: start,
+            kind,
+            data: &d[start + 2..end],
+        }))
     }
 }
 
@@ -373,26 +381,40 @@ mod tests {
     use super::*;
 
     fn opts(buf: &[u8]) -> Vec<Result<(u8, usize), DropReason>> {
-        Ipv6Options::new(buf).map(|o| o.map(|o| (o.kind, o.data.len()))).collect()
+        Ipv6Options::new(buf)
+            .map(|o| o.map(|o| (o.kind, o.data.len())))
+            .collect()
     }
 
     #[test]
     fn option_walk() {
-        assert_eq!(opts(&[0, 1, 1, 0, 0]), vec![Ok((0, 0)), Ok((1, 1)), Ok((0, 0))]);
+        assert_eq!(
+            opts(&[0, 1, 1, 0, 0]),
+            vec![Ok((0, 0)), Ok((1, 1)), Ok((0, 0))]
+        );
         // PadN with zero data.
         assert_eq!(opts(&[1, 0, 0]), vec![Ok((1, 0)), Ok((0, 0))]);
         // Option length past the header; the walk stops after the error.
         assert_eq!(opts(&[1, 5, 0, 0]), vec![Err(DropReason::OptionPastHeader)]);
         // Type without a length octet.
-        assert_eq!(opts(&[0, 0xc9]), vec![Ok((0, 0)), Err(DropReason::OptionPastHeader)]);
+        assert_eq!(
+            opts(&[0, 0xc9]),
+            vec![Ok((0, 0)), Err(DropReason::OptionPastHeader)]
+        );
     }
 
     #[test]
     fn unknown_action_bits() {
         assert_eq!(UnknownOptionAction::of(0x1e), UnknownOptionAction::Skip);
         assert_eq!(UnknownOptionAction::of(0x5e), UnknownOptionAction::Discard);
-        assert_eq!(UnknownOptionAction::of(0x9e), UnknownOptionAction::DiscardIcmp);
-        assert_eq!(UnknownOptionAction::of(OPT_HOME_ADDRESS), UnknownOptionAction::DiscardIcmpUnicast);
+        assert_eq!(
+            UnknownOptionAction::of(0x9e),
+            UnknownOptionAction::DiscardIcmp
+        );
+        assert_eq!(
+            UnknownOptionAction::of(OPT_HOME_ADDRESS),
+            UnknownOptionAction::DiscardIcmpUnicast
+        );
     }
 
     #[test]
@@ -401,15 +423,27 @@ mod tests {
         let h = ExtHeader::new_checked(&b[..]).unwrap();
         assert_eq!(h.header_len(), 8);
         assert_eq!(h.next_header(), IpProtocol::Tcp);
-        assert_eq!(ExtHeader::new_checked(&b[..1]).unwrap_err(), DropReason::ExtTruncated);
-        assert_eq!(ExtHeader::new_checked(&b[..7]).unwrap_err(), DropReason::ExtHeaderPastPacket);
+        assert_eq!(
+            ExtHeader::new_checked(&b[..1]).unwrap_err(),
+            DropReason::ExtTruncated
+        );
+        assert_eq!(
+            ExtHeader::new_checked(&b[..7]).unwrap_err(),
+            DropReason::ExtHeaderPastPacket
+        );
         let b = [6u8, 1, 1, 4, 0, 0, 0, 0];
-        assert_eq!(ExtHeader::new_checked(&b[..]).unwrap_err(), DropReason::ExtHeaderPastPacket);
+        assert_eq!(
+            ExtHeader::new_checked(&b[..]).unwrap_err(),
+            DropReason::ExtHeaderPastPacket
+        );
     }
 
     #[test]
     fn hao_repr_roundtrip_and_bad_lengths() {
-        let r = HomeAddressDestOptsRepr { next_header: IpProtocol::Tcp, home_address: "2001:db8:aa::1".parse().unwrap() };
+        let r = HomeAddressDestOptsRepr {
+            next_header: IpProtocol::Tcp,
+            home_address: "2001:db8:aa::1".parse().unwrap(),
+        };
         let mut b = [0u8; HAO_DEST_OPTS_LEN];
         r.emit(&mut b);
         let h = ExtHeader::new_checked(&b[..]).unwrap();
@@ -421,7 +455,10 @@ mod tests {
             b.extend_from_slice(&[OPT_PADN, pad - 2]);
             b.resize(24, 0);
             let h = ExtHeader::new_checked(&b[..]).unwrap();
-            assert_eq!(HomeAddressDestOptsRepr::parse(&h).unwrap_err(), DropReason::HaoBadLength);
+            assert_eq!(
+                HomeAddressDestOptsRepr::parse(&h).unwrap_err(),
+                DropReason::HaoBadLength
+            );
         }
     }
 
@@ -431,11 +468,26 @@ mod tests {
         b[..4].copy_from_slice(&[6, 2, 2, 1]);
         b[8..24].copy_from_slice(&"2001:db8::77".parse::<Ipv6Addr>().unwrap().octets());
         let h = ExtHeader::new_checked(&b[..]).unwrap();
-        assert_eq!(h.type2_home_address().unwrap(), "2001:db8::77".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            h.type2_home_address().unwrap(),
+            "2001:db8::77".parse::<Ipv6Addr>().unwrap()
+        );
         b[3] = 2;
-        assert_eq!(ExtHeader::new_checked(&b[..]).unwrap().type2_home_address().unwrap_err(), DropReason::RoutingType2BadSegments);
+        assert_eq!(
+            ExtHeader::new_checked(&b[..])
+                .unwrap()
+                .type2_home_address()
+                .unwrap_err(),
+            DropReason::RoutingType2BadSegments
+        );
         let b = [6u8, 0, 2, 1, 0, 0, 0, 0];
-        assert_eq!(ExtHeader::new_checked(&b[..]).unwrap().type2_home_address().unwrap_err(), DropReason::RoutingType2BadLength);
+        assert_eq!(
+            ExtHeader::new_checked(&b[..])
+                .unwrap()
+                .type2_home_address()
+                .unwrap_err(),
+            DropReason::RoutingType2BadLength
+        );
     }
 
     #[test]
@@ -443,16 +495,28 @@ mod tests {
         let f = [17u8, 0, 0x00, 0x09, 0, 0, 0, 7];
         let h = FragmentHeader::new_checked(&f[..]).unwrap();
         assert_eq!((h.frag_offset(), h.more_frags(), h.ident()), (8, true, 7));
-        assert_eq!(FragmentHeader::new_checked(&f[..7]).unwrap_err(), DropReason::FragmentTruncated);
+        assert_eq!(
+            FragmentHeader::new_checked(&f[..7]).unwrap_err(),
+            DropReason::FragmentTruncated
+        );
         // AH with Payload Len 4: (4 + 2) * 4 = 24 octets (12 fixed + 12 ICV).
         let mut a = [0u8; 24];
         a[..2].copy_from_slice(&[6, 4]);
         a[4..8].copy_from_slice(&0x1234u32.to_be_bytes());
         let h = AuthHeader::new_checked(&a[..]).unwrap();
         assert_eq!((h.header_len(), h.spi()), (24, 0x1234));
-        assert_eq!(AuthHeader::new_checked(&a[..11]).unwrap_err(), DropReason::AhTruncated);
-        assert_eq!(AuthHeader::new_checked(&a[..20]).unwrap_err(), DropReason::AhBadLength);
+        assert_eq!(
+            AuthHeader::new_checked(&a[..11]).unwrap_err(),
+            DropReason::AhTruncated
+        );
+        assert_eq!(
+            AuthHeader::new_checked(&a[..20]).unwrap_err(),
+            DropReason::AhBadLength
+        );
         a[1] = 0; // 8 octets < fixed part
-        assert_eq!(AuthHeader::new_checked(&a[..]).unwrap_err(), DropReason::AhBadLength);
+        assert_eq!(
+            AuthHeader::new_checked(&a[..]).unwrap_err(),
+            DropReason::AhBadLength
+        );
     }
 }

@@ -70,9 +70,15 @@ mod tests {
     fn fields_and_truncation() {
         let b = [8u8, 0, 0xf7, 0xfe, 0, 1, 0, 0];
         let p = IcmpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!((p.msg_type(), p.code(), p.checksum(), p.echo_ident()), (8, 0, 0xf7fe, 1));
+        assert_eq!(
+            (p.msg_type(), p.code(), p.checksum(), p.echo_ident()),
+            (8, 0, 0xf7fe, 1)
+        );
         for n in 0..HEADER_LEN {
-            assert_eq!(IcmpPacket::new_checked(&b[..n]).unwrap_err(), DropReason::IcmpTruncated);
+            assert_eq!(
+                IcmpPacket::new_checked(&b[..n]).unwrap_err(),
+                DropReason::IcmpTruncated
+            );
         }
     }
 }

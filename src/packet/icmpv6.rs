@@ -66,7 +66,10 @@ mod tests {
         let p = Icmpv6Packet::new_checked(&b[..]).unwrap();
         assert_eq!((p.msg_type(), p.code(), p.checksum()), (128, 0, 0x1234));
         for n in 0..HEADER_LEN {
-            assert_eq!(Icmpv6Packet::new_checked(&b[..n]).unwrap_err(), DropReason::Icmpv6Truncated);
+            assert_eq!(
+                Icmpv6Packet::new_checked(&b[..n]).unwrap_err(),
+                DropReason::Icmpv6Truncated
+            );
         }
     }
 }

@@ -338,28 +338,49 @@ mod tests {
     fn truncated_at_each_field() {
         let b = sample();
         for n in 0..HEADER_LEN {
-            assert_eq!(Ipv4Packet::new_checked(&b[..n]).unwrap_err(), DropReason::Ipv4Truncated);
+            assert_eq!(
+                Ipv4Packet::new_checked(&b[..n]).unwrap_err(),
+                DropReason::Ipv4Truncated
+            );
         }
         // Total Length 24 but only 22 octets present.
-        assert_eq!(Ipv4Packet::new_checked(&b[..22]).unwrap_err(), DropReason::Ipv4TotalLengthPastPacket);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..22]).unwrap_err(),
+            DropReason::Ipv4TotalLengthPastPacket
+        );
     }
 
     #[test]
     fn malformed_headers() {
         let mut b = sample();
         b[0] = 0x65;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), DropReason::Ipv4BadVersion);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            DropReason::Ipv4BadVersion
+        );
         b[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), DropReason::Ipv4BadHeaderLength);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            DropReason::Ipv4BadHeaderLength
+        );
         b[0] = 0x47; // 28 octets of header in a 24-octet buffer
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), DropReason::Ipv4HeaderPastPacket);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            DropReason::Ipv4HeaderPastPacket
+        );
         let mut b = sample();
         b[2..4].copy_from_slice(&10u16.to_be_bytes());
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), DropReason::Ipv4BadTotalLength);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            DropReason::Ipv4BadTotalLength
+        );
         let mut b = sample();
         b[11] ^= 1;
         assert!(!Ipv4Packet::new_checked(&b[..]).unwrap().verify_checksum());
-        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&b[..]).unwrap()).unwrap_err(), DropReason::Ipv4BadChecksum);
+        assert_eq!(
+            Ipv4Repr::parse(&Ipv4Packet::new_checked(&b[..]).unwrap()).unwrap_err(),
+            DropReason::Ipv4BadChecksum
+        );
     }
 
     #[test]
@@ -376,10 +397,22 @@ mod tests {
         assert!(Ipv4Packet::new_checked(&mk([1, 1, 1, 0])[..]).is_ok());
         // Router Alert (RFC 2113): type 148 length 4.
         assert!(Ipv4Packet::new_checked(&mk([148, 4, 0, 0])[..]).is_ok());
-        assert_eq!(Ipv4Packet::new_checked(&mk([148, 5, 0, 0])[..]).unwrap_err(), DropReason::Ipv4OptionPastHeader);
-        assert_eq!(Ipv4Packet::new_checked(&mk([148, 0, 0, 0])[..]).unwrap_err(), DropReason::Ipv4BadOptionLength);
-        assert_eq!(Ipv4Packet::new_checked(&mk([148, 1, 0, 0])[..]).unwrap_err(), DropReason::Ipv4BadOptionLength);
-        assert_eq!(Ipv4Packet::new_checked(&mk([1, 1, 1, 148])[..]).unwrap_err(), DropReason::Ipv4OptionPastHeader);
+        assert_eq!(
+            Ipv4Packet::new_checked(&mk([148, 5, 0, 0])[..]).unwrap_err(),
+            DropReason::Ipv4OptionPastHeader
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&mk([148, 0, 0, 0])[..]).unwrap_err(),
+            DropReason::Ipv4BadOptionLength
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&mk([148, 1, 0, 0])[..]).unwrap_err(),
+            DropReason::Ipv4BadOptionLength
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&mk([1, 1, 1, 148])[..]).unwrap_err(),
+            DropReason::Ipv4OptionPastHeader
+        );
     }
 
     #[test]

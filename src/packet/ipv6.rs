@@ -186,7 +186,8 @@ impl Ipv6Repr {
 
     /// Writes all 40 header octets into `buf`.
     pub fn emit(&self, buf: &mut [u8]) {
-        let w0 = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000f_ffff);
+        let w0 =
+            (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000f_ffff);
         buf[field::VER_TC_FLOW].copy_from_slice(&w0.to_be_bytes());
         buf[field::LENGTH].copy_from_slice(&self.payload_len.to_be_bytes());
         buf[field::NXT_HDR] = self.next_header.into();
@@ -220,10 +221,19 @@ mod tests {
         assert_eq!(Ipv6Repr::parse(&p), repr());
         assert_eq!(p.payload().len(), 2);
         for n in 0..HEADER_LEN {
-            assert_eq!(Ipv6Packet::new_checked(&b[..n]).unwrap_err(), DropReason::Ipv6Truncated);
+            assert_eq!(
+                Ipv6Packet::new_checked(&b[..n]).unwrap_err(),
+                DropReason::Ipv6Truncated
+            );
         }
-        assert_eq!(Ipv6Packet::new_checked(&b[..41]).unwrap_err(), DropReason::Ipv6PayloadPastPacket);
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..41]).unwrap_err(),
+            DropReason::Ipv6PayloadPastPacket
+        );
         b[0] = 0x45;
-        assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap_err(), DropReason::Ipv6BadVersion);
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..]).unwrap_err(),
+            DropReason::Ipv6BadVersion
+        );
     }
 }

@@ -205,7 +205,11 @@ impl<T: AsRef<[u8]>> MobilityHeader<T> {
         let b = self.buffer.as_ref();
         let end = self.header_len();
         let start = field::BU_OPTIONS.min(end);
-        MobilityOptions { data: &b[start..end], base: start, pos: 0 }
+        MobilityOptions {
+            data: &b[start..end],
+            base: start,
+            pos: 0,
+        }
     }
 
     /// Offset, within the MH, of the Alternate Care-of Address carried by a
@@ -249,7 +253,11 @@ impl<'a> Iterator for MobilityOptions<'a> {
         let kind = *d.get(start)?;
         if kind == option::PAD1 {
             self.pos += 1;
-            return Some(Ok(MobilityOptionRef { offset: self.base + start, kind, data: &d[start + 1..start + 1] }));
+            return Some(Ok(MobilityOptionRef {
+                offset: self.base + start,
+                kind,
+                data: &d[start + 1..start + 1],
+            }));
         }
         let Some(&len) = d.get(start + 1) else {
             self.pos = d.len();
@@ -261,7 +269,11 @@ impl<'a> Iterator for MobilityOptions<'a> {
             return Some(Err(DropReason::MobilityOptionPastMessage));
         }
         self.pos = end;
-        Some(Ok(MobilityOptionRef { offset: self.base + start, kind, data: &d[start + 2..end] }))
+        Some(Ok(MobilityOptionRef {
+            offset: self.base + start,
+            kind,
+            data: &d[start + 2..end],
+        }))
     }
 }
 
@@ -284,8 +296,15 @@ impl BindingUpdateRepr {
         if mh.mh_type() != MhType::BindingUpdate {
             return None;
         }
-        let alternate_coa = mh.alternate_coa_offset().map(|o| Ipv6Addr::from(bytes16(mh.buffer.as_ref(), o)));
-        Some(BindingUpdateRepr { sequence: mh.bu_sequence(), flags: mh.bu_flags(), lifetime: mh.bu_lifetime(), alternate_coa })
+        let alternate_coa = mh
+            .alternate_coa_offset()
+            .map(|o| Ipv6Addr::from(bytes16(mh.buffer.as_ref(), o)));
+        Some(BindingUpdateRepr {
+            sequence: mh.bu_sequence(),
+            flags: mh.bu_flags(),
+            lifetime: mh.bu_lifetime(),
+            alternate_coa,
+        })
     }
 
     /// Lifetime in seconds.
@@ -359,27 +378,45 @@ mod tests {
         let mut b = vec![0u8; 32];
         r.emit(&mut b);
         for n in 0..HEADER_LEN {
-            assert_eq!(MobilityHeader::new_checked(&b[..n]).unwrap_err(), DropReason::MhTruncated);
+            assert_eq!(
+                MobilityHeader::new_checked(&b[..n]).unwrap_err(),
+                DropReason::MhTruncated
+            );
         }
         for n in HEADER_LEN..32 {
-            assert_eq!(MobilityHeader::new_checked(&b[..n]).unwrap_err(), DropReason::MhLengthPastPacket);
+            assert_eq!(
+                MobilityHeader::new_checked(&b[..n]).unwrap_err(),
+                DropReason::MhLengthPastPacket
+            );
         }
         // Bogus Header Len: 0 (8 octets) is below a BU's 12.
         let mut c = b.clone();
         c[1] = 0;
-        assert_eq!(MobilityHeader::new_checked(&c[..]).unwrap_err(), DropReason::MhBadLength);
+        assert_eq!(
+            MobilityHeader::new_checked(&c[..]).unwrap_err(),
+            DropReason::MhBadLength
+        );
         // Bogus Header Len: 200 is past the packet.
         c[1] = 200;
-        assert_eq!(MobilityHeader::new_checked(&c[..]).unwrap_err(), DropReason::MhLengthPastPacket);
+        assert_eq!(
+            MobilityHeader::new_checked(&c[..]).unwrap_err(),
+            DropReason::MhLengthPastPacket
+        );
         // Alternate CoA of length 8.
         let mut c = b.clone();
         c[15] = 8;
         c[24..26].copy_from_slice(&[option::PADN, 6]);
-        assert_eq!(MobilityHeader::new_checked(&c[..]).unwrap_err(), DropReason::AltCoaBadLength);
+        assert_eq!(
+            MobilityHeader::new_checked(&c[..]).unwrap_err(),
+            DropReason::AltCoaBadLength
+        );
         // Option running past the message.
         let mut c = b.clone();
         c[15] = 17;
-        assert_eq!(MobilityHeader::new_checked(&c[..]).unwrap_err(), DropReason::MobilityOptionPastMessage);
+        assert_eq!(
+            MobilityHeader::new_checked(&c[..]).unwrap_err(),
+            DropReason::MobilityOptionPastMessage
+        );
     }
 
     #[test]
@@ -388,7 +425,20 @@ mod tests {
         bu(None).emit(&mut b);
         b[1] = 2;
         // Nonce Indices (4 octets of data), then Pad1 x 2, then PadN(2).
-        b[12..24].copy_from_slice(&[option::NONCE_INDICES, 4, 0, 1, 0, 2, 0, 0, option::PADN, 2, 0, 0]);
+        b[12..24].copy_from_slice(&[
+            option::NONCE_INDICES,
+            4,
+            0,
+            1,
+            0,
+            2,
+            0,
+            0,
+            option::PADN,
+            2,
+            0,
+            0,
+        ]);
         let mh = MobilityHeader::new_checked(&b[..]).unwrap();
         assert_eq!(mh.bu_options().count(), 4);
         assert_eq!(BindingUpdateRepr::parse(&mh).unwrap().alternate_coa, None);

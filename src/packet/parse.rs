@@ -59,13 +59,20 @@ impl Default for ParseConfig {
 impl ParseConfig {
     /// Defaults: 8 extension headers, IPv4 header checksum verified.
     pub const fn new() -> Self {
-        ParseConfig { max_ext_headers: DEFAULT_MAX_EXT_HEADERS, verify_ipv4_checksum: true }
+        ParseConfig {
+            max_ext_headers: DEFAULT_MAX_EXT_HEADERS,
+            verify_ipv4_checksum: true,
+        }
     }
 
     /// Sets the extension-header limit, clamped to [`HARD_MAX_EXT_HEADERS`].
     /// Configuration code should reject larger values before calling this.
     pub const fn with_max_ext_headers(mut self, n: u8) -> Self {
-        self.max_ext_headers = if n > HARD_MAX_EXT_HEADERS { HARD_MAX_EXT_HEADERS } else { n };
+        self.max_ext_headers = if n > HARD_MAX_EXT_HEADERS {
+            HARD_MAX_EXT_HEADERS
+        } else {
+            n
+        };
         self
     }
 
@@ -187,7 +194,9 @@ impl Parsed {
     /// True when the packet is a validated Mobility Header Binding Update.
     #[inline]
     pub fn is_binding_update(&self) -> bool {
-        self.protocol == IpProtocol::Mobility && self.has_l4() && self.mh_type == u8::from(MhType::BindingUpdate)
+        self.protocol == IpProtocol::Mobility
+            && self.has_l4()
+            && self.mh_type == u8::from(MhType::BindingUpdate)
     }
 
     /// The IP (or ARP sender) source address. `frame` must be the frame
@@ -196,9 +205,15 @@ impl Parsed {
     pub fn src_addr(&self, frame: &[u8]) -> Option<IpAddr> {
         let o = usize::from(self.l3_offset);
         match self.l3 {
-            L3Kind::Ipv4 => read4(frame, o + ipv4::SRC_OFFSET).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-            L3Kind::Ipv6 => read16(frame, o + ipv6::SRC_OFFSET).map(|a| IpAddr::V6(Ipv6Addr::from(a))),
-            L3Kind::Arp => read4(frame, o + super::arp::SPA_OFFSET).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            L3Kind::Ipv4 => {
+                read4(frame, o + ipv4::SRC_OFFSET).map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+            }
+            L3Kind::Ipv6 => {
+                read16(frame, o + ipv6::SRC_OFFSET).map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+            }
+            L3Kind::Arp => {
+                read4(frame, o + super::arp::SPA_OFFSET).map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+            }
             L3Kind::None => None,
         }
     }
@@ -292,7 +307,12 @@ pub fn parse_into(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(
 }
 
 #[inline]
-fn parse_ipv4(frame: &[u8], off: usize, cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
+fn parse_ipv4(
+    frame: &[u8],
+    off: usize,
+    cfg: &ParseConfig,
+    out: &mut Parsed,
+) -> Result<(), DropReason> {
     let ip = Ipv4Packet::new_checked(&frame[off..])?;
     out.l3 = L3Kind::Ipv4;
     out.pseudo_src_offset = (off + ipv4::SRC_OFFSET) as u16;
@@ -314,7 +334,12 @@ fn parse_ipv4(frame: &[u8], off: usize, cfg: &ParseConfig, out: &mut Parsed) -> 
 }
 
 #[inline]
-fn parse_ipv6(frame: &[u8], off: usize, cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
+fn parse_ipv6(
+    frame: &[u8],
+    off: usize,
+    cfg: &ParseConfig,
+    out: &mut Parsed,
+) -> Result<(), DropReason> {
     let ip = Ipv6Packet::new_checked(&frame[off..])?;
     out.l3 = L3Kind::Ipv6;
     out.pseudo_src_offset = (off + ipv6::SRC_OFFSET) as u16;
@@ -325,7 +350,11 @@ fn parse_ipv6(frame: &[u8], off: usize, cfg: &ParseConfig, out: &mut Parsed) -> 
     let mut pos = off + ipv6::HEADER_LEN;
     while matches!(
         nh,
-        IpProtocol::HopByHop | IpProtocol::DestOptions | IpProtocol::Routing | IpProtocol::Fragment | IpProtocol::Ah
+        IpProtocol::HopByHop
+            | IpProtocol::DestOptions
+            | IpProtocol::Routing
+            | IpProtocol::Fragment
+            | IpProtocol::Ah
     ) {
         // Bounded: ext_count grows each turn and the limit is at most 32.
         if out.ext_count >= cfg.max_ext_headers {
@@ -428,7 +457,13 @@ fn walk_options(data: &[u8], base: usize, dest: bool, out: &mut Parsed) -> Resul
 }
 
 #[inline]
-fn parse_l4(frame: &[u8], start: usize, end: usize, proto: IpProtocol, out: &mut Parsed) -> Result<(), DropReason> {
+fn parse_l4(
+    frame: &[u8],
+    start: usize,
+    end: usize,
+    proto: IpProtocol,
+    out: &mut Parsed,
+) -> Result<(), DropReason> {
     let b = &frame[start..end];
     match proto {
         IpProtocol::Tcp => {
@@ -491,15 +526,25 @@ mod tests {
 
     #[test]
     fn summary_is_small() {
-        assert!(core::mem::size_of::<Parsed>() <= 64, "{}", core::mem::size_of::<Parsed>());
+        assert!(
+            core::mem::size_of::<Parsed>() <= 64,
+            "{}",
+            core::mem::size_of::<Parsed>()
+        );
     }
 
     #[test]
     fn ipv4_tcp() {
         let f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(40000, 80, 77, 0x12));
         let p = parse(&f, &cfg()).unwrap();
-        assert_eq!((p.l3, p.l3_offset, p.l4_offset, p.protocol), (L3Kind::Ipv4, 14, 34, IpProtocol::Tcp));
-        assert_eq!((p.src_port, p.dst_port, p.tcp_seq, p.tcp_flags), (40000, 80, 77, 0x12));
+        assert_eq!(
+            (p.l3, p.l3_offset, p.l4_offset, p.protocol),
+            (L3Kind::Ipv4, 14, 34, IpProtocol::Tcp)
+        );
+        assert_eq!(
+            (p.src_port, p.dst_port, p.tcp_seq, p.tcp_flags),
+            (40000, 80, 77, 0x12)
+        );
         assert_eq!(p.src_addr(&f), Some("192.0.2.1".parse().unwrap()));
     }
 
@@ -526,7 +571,10 @@ mod tests {
         f[21] = 1;
         super::super::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
         let p = parse(&f, &cfg()).unwrap();
-        assert_eq!((p.fragment, p.l4_offset, p.protocol), (Fragment::NonFirst, 0, IpProtocol::Udp));
+        assert_eq!(
+            (p.fragment, p.l4_offset, p.protocol),
+            (Fragment::NonFirst, 0, IpProtocol::Udp)
+        );
     }
 
     #[test]
@@ -542,7 +590,12 @@ mod tests {
 
     #[test]
     fn hao_tcp() {
-        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME))], &L4::Tcp(1, 80, 9, 0x10));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::Hao(build::addr6(HOME))],
+            &L4::Tcp(1, 80, 9, 0x10),
+        );
         let p = parse(&f, &cfg()).unwrap();
         assert!(p.has_hao());
         assert_eq!(p.home_address(&f), Some(build::addr6(HOME)));
@@ -555,9 +608,17 @@ mod tests {
         let mut opts = vec![1, 2, 0, 0]; // PadN(2) to reach 8n+6
         opts.extend_from_slice(&[201, 16]);
         opts.extend_from_slice(&build::addr6(HOME).octets());
-        let f = build::eth_ipv6(SRC, DST, &[Ext::HopByHop(vec![5, 2, 0, 0]), Ext::DestOpts(opts)], &L4::Udp(5000, 53, vec![1; 4]));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::HopByHop(vec![5, 2, 0, 0]), Ext::DestOpts(opts)],
+            &L4::Udp(5000, 53, vec![1; 4]),
+        );
         let p = parse(&f, &cfg()).unwrap();
-        assert_eq!((p.ext_count, p.protocol, p.dst_port), (2, IpProtocol::Udp, 53));
+        assert_eq!(
+            (p.ext_count, p.protocol, p.dst_port),
+            (2, IpProtocol::Udp, 53)
+        );
         assert_eq!(p.home_address(&f), Some(build::addr6(HOME)));
     }
 
@@ -565,7 +626,10 @@ mod tests {
     fn esp_and_ah() {
         let f = build::eth_ipv6(SRC, DST, &[], &L4::Esp(0xdead_beef, 42));
         let p = parse(&f, &cfg()).unwrap();
-        assert_eq!((p.esp_spi, p.esp_seq, p.protocol), (0xdead_beef, 42, IpProtocol::Esp));
+        assert_eq!(
+            (p.esp_spi, p.esp_seq, p.protocol),
+            (0xdead_beef, 42, IpProtocol::Esp)
+        );
         let f = build::eth_ipv6(SRC, DST, &[Ext::Ah(7, 3)], &L4::Tcp(1, 2, 3, 4));
         let p = parse(&f, &cfg()).unwrap();
         assert_eq!((p.ext_count, p.dst_port), (1, 2));
@@ -585,20 +649,46 @@ mod tests {
 
     #[test]
     fn binding_update_with_and_without_alt_coa() {
-        let bu = BindingUpdateRepr { sequence: 3, flags: bu_flags::ACK, lifetime: 15, alternate_coa: None };
-        let f = build::eth_ipv6(SRC, HOME, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu));
+        let bu = BindingUpdateRepr {
+            sequence: 3,
+            flags: bu_flags::ACK,
+            lifetime: 15,
+            alternate_coa: None,
+        };
+        let f = build::eth_ipv6(
+            SRC,
+            HOME,
+            &[Ext::Hao(build::addr6(HOME))],
+            &L4::BindingUpdate(bu),
+        );
         let p = parse(&f, &cfg()).unwrap();
         assert!(p.is_binding_update());
-        assert_eq!((p.mh_type, p.alt_coa_offset), (u8::from(MhType::BindingUpdate), 0));
-        let bu = BindingUpdateRepr { alternate_coa: Some(build::addr6("2001:db8:c0b::2")), ..bu };
-        let f = build::eth_ipv6(SRC, HOME, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu));
+        assert_eq!(
+            (p.mh_type, p.alt_coa_offset),
+            (u8::from(MhType::BindingUpdate), 0)
+        );
+        let bu = BindingUpdateRepr {
+            alternate_coa: Some(build::addr6("2001:db8:c0b::2")),
+            ..bu
+        };
+        let f = build::eth_ipv6(
+            SRC,
+            HOME,
+            &[Ext::Hao(build::addr6(HOME))],
+            &L4::BindingUpdate(bu),
+        );
         let p = parse(&f, &cfg()).unwrap();
         assert_eq!(p.alternate_coa(&f), Some(build::addr6("2001:db8:c0b::2")));
     }
 
     #[test]
     fn mh_with_bogus_length() {
-        let bu = BindingUpdateRepr { sequence: 3, flags: 0, lifetime: 15, alternate_coa: None };
+        let bu = BindingUpdateRepr {
+            sequence: 3,
+            flags: 0,
+            lifetime: 15,
+            alternate_coa: None,
+        };
         let mut f = build::eth_ipv6(SRC, HOME, &[], &L4::BindingUpdate(bu));
         let mh = 14 + 40;
         f[mh + 1] = 9; // 80 octets in a 16-octet message
@@ -612,7 +702,11 @@ mod tests {
 
     #[test]
     fn vlan_and_qinq() {
-        let ip = build::ipv4("192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap(), &L4::Udp(1, 2, vec![]));
+        let ip = build::ipv4(
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+            &L4::Udp(1, 2, vec![]),
+        );
         let f = build::ethernet(EtherType::Ipv4, &[100], &ip);
         let p = parse(&f, &cfg()).unwrap();
         assert_eq!((p.vlan_count, p.vlan_ids[0], p.l3_offset), (1, 100, 18));
@@ -650,11 +744,24 @@ mod tests {
         let f = build::eth_ipv6(SRC, DST, &[Ext::Fragment(0, true, 9)], &L4::Tcp(1, 2, 3, 4));
         let p = parse(&f, &cfg()).unwrap();
         assert_eq!((p.fragment, p.dst_port), (Fragment::First, 2));
-        let f = build::eth_ipv6(SRC, DST, &[Ext::Fragment(1448, false, 9)], &L4::Raw(6, vec![0xff; 5]));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::Fragment(1448, false, 9)],
+            &L4::Raw(6, vec![0xff; 5]),
+        );
         let p = parse(&f, &cfg()).unwrap();
-        assert_eq!((p.fragment, p.l4_offset, p.protocol), (Fragment::NonFirst, 0, IpProtocol::Tcp));
+        assert_eq!(
+            (p.fragment, p.l4_offset, p.protocol),
+            (Fragment::NonFirst, 0, IpProtocol::Tcp)
+        );
         // HAO before a non-first fragment still gives the identity.
-        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME)), Ext::Fragment(8, true, 9)], &L4::Raw(6, vec![]));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::Hao(build::addr6(HOME)), Ext::Fragment(8, true, 9)],
+            &L4::Raw(6, vec![]),
+        );
         assert!(parse(&f, &cfg()).unwrap().has_hao());
         let f = build::eth_ipv6(SRC, DST, &[], &L4::Raw(44, vec![6, 0, 0]));
         assert_eq!(err(&f), DropReason::FragmentTruncated);
@@ -662,15 +769,30 @@ mod tests {
 
     #[test]
     fn routing_headers() {
-        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 1)], &L4::Tcp(80, 1, 1, 0x10));
+        let f = build::eth_ipv6(
+            DST,
+            SRC,
+            &[Ext::Routing2(build::addr6(HOME), 1)],
+            &L4::Tcp(80, 1, 1, 0x10),
+        );
         let p = parse(&f, &cfg()).unwrap();
         assert!(p.has_rh2());
         assert_eq!(p.rh2_home_address(&f), Some(build::addr6(HOME)));
         assert_eq!(p.pseudo_dst_offset, p.rh2_offset);
-        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 0)], &L4::Tcp(80, 1, 1, 0x10));
+        let f = build::eth_ipv6(
+            DST,
+            SRC,
+            &[Ext::Routing2(build::addr6(HOME), 0)],
+            &L4::Tcp(80, 1, 1, 0x10),
+        );
         let p = parse(&f, &cfg()).unwrap();
         assert_eq!(p.pseudo_dst_offset, 14 + 24);
-        let f = build::eth_ipv6(DST, SRC, &[Ext::Routing2(build::addr6(HOME), 3)], &L4::Tcp(80, 1, 1, 0x10));
+        let f = build::eth_ipv6(
+            DST,
+            SRC,
+            &[Ext::Routing2(build::addr6(HOME), 3)],
+            &L4::Tcp(80, 1, 1, 0x10),
+        );
         assert_eq!(err(&f), DropReason::RoutingType2BadSegments);
         // Segment Routing (type 4) is walked by its length.
         let f = build::eth_ipv6(DST, SRC, &[Ext::Routing(4, 2)], &L4::Udp(1, 2, vec![]));
@@ -680,7 +802,12 @@ mod tests {
     }
 
     fn destopts_with(opts: &[u8]) -> Vec<u8> {
-        build::eth_ipv6(SRC, DST, &[Ext::DestOpts(opts.to_vec())], &L4::Tcp(1, 2, 3, 4))
+        build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::DestOpts(opts.to_vec())],
+            &L4::Tcp(1, 2, 3, 4),
+        )
     }
 
     fn hao_with_len(n: u8) -> Vec<u8> {
@@ -692,7 +819,11 @@ mod tests {
     #[test]
     fn hao_malformed() {
         for n in [0u8, 8, 20] {
-            assert_eq!(err(&destopts_with(&hao_with_len(n))), DropReason::HaoBadLength, "len {n}");
+            assert_eq!(
+                err(&destopts_with(&hao_with_len(n))),
+                DropReason::HaoBadLength,
+                "len {n}"
+            );
         }
         let mut two = vec![1, 2, 0, 0];
         two.extend(hao_with_len(16));
@@ -703,10 +834,20 @@ mod tests {
         mc[2] = 0xff;
         assert_eq!(err(&destopts_with(&mc)), DropReason::HaoNotUnicast);
         // HAO in a Hop-by-Hop header: type 201 is unknown there, bits 11: discard.
-        let f = build::eth_ipv6(SRC, DST, &[Ext::HopByHop(hao_with_len(16))], &L4::Tcp(1, 2, 3, 4));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::HopByHop(hao_with_len(16))],
+            &L4::Tcp(1, 2, 3, 4),
+        );
         assert_eq!(err(&f), DropReason::UnknownOptionDiscard);
         // Two HAOs in two Destination Options headers.
-        let f = build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME)), Ext::Hao(build::addr6(HOME))], &L4::Tcp(1, 2, 3, 4));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::Hao(build::addr6(HOME)), Ext::Hao(build::addr6(HOME))],
+            &L4::Tcp(1, 2, 3, 4),
+        );
         assert_eq!(err(&f), DropReason::HaoDuplicate);
     }
 
@@ -715,7 +856,10 @@ mod tests {
         // PadN with zero length is fine; an unknown skip-type option too.
         assert!(parse(&destopts_with(&[1, 0, 0x1e, 2, 0, 0]), &cfg()).is_ok());
         for t in [0x5e, 0x9e, 0xde] {
-            assert_eq!(err(&destopts_with(&[t, 0])), DropReason::UnknownOptionDiscard);
+            assert_eq!(
+                err(&destopts_with(&[t, 0])),
+                DropReason::UnknownOptionDiscard
+            );
         }
         // Option length past the header: hand-built so padding cannot fix it.
         let mut f = destopts_with(&[1, 4, 0, 0, 0, 0]);
@@ -732,7 +876,12 @@ mod tests {
 
     #[test]
     fn hop_by_hop_must_be_first() {
-        let f = build::eth_ipv6(SRC, DST, &[Ext::DestOpts(vec![]), Ext::HopByHop(vec![])], &L4::Tcp(1, 2, 3, 4));
+        let f = build::eth_ipv6(
+            SRC,
+            DST,
+            &[Ext::DestOpts(vec![]), Ext::HopByHop(vec![])],
+            &L4::Tcp(1, 2, 3, 4),
+        );
         assert_eq!(err(&f), DropReason::HopByHopNotFirst);
     }
 
@@ -746,11 +895,20 @@ mod tests {
         assert!(parse(&f, &cfg().with_max_ext_headers(9)).is_ok());
         let f = build::eth_ipv6(SRC, DST, &chain(64), &L4::Tcp(1, 2, 3, 4));
         assert_eq!(err(&f), DropReason::ExtChainTooLong);
-        assert_eq!(cfg().with_max_ext_headers(200).max_ext_headers(), HARD_MAX_EXT_HEADERS);
-        assert_eq!(parse(&f, &cfg().with_max_ext_headers(200)).unwrap_err(), DropReason::ExtChainTooLong);
+        assert_eq!(
+            cfg().with_max_ext_headers(200).max_ext_headers(),
+            HARD_MAX_EXT_HEADERS
+        );
+        assert_eq!(
+            parse(&f, &cfg().with_max_ext_headers(200)).unwrap_err(),
+            DropReason::ExtChainTooLong
+        );
         // Limit 0: any extension header is refused.
         let f = build::eth_ipv6(SRC, DST, &chain(1), &L4::Tcp(1, 2, 3, 4));
-        assert_eq!(parse(&f, &cfg().with_max_ext_headers(0)).unwrap_err(), DropReason::ExtChainTooLong);
+        assert_eq!(
+            parse(&f, &cfg().with_max_ext_headers(0)).unwrap_err(),
+            DropReason::ExtChainTooLong
+        );
     }
 
     #[test]
@@ -772,12 +930,39 @@ mod tests {
     /// refused.
     #[test]
     fn every_truncation_of_fixtures() {
-        let bu = BindingUpdateRepr { sequence: 3, flags: 0, lifetime: 15, alternate_coa: Some(build::addr6("2001:db8::9")) };
+        let bu = BindingUpdateRepr {
+            sequence: 3,
+            flags: 0,
+            lifetime: 15,
+            alternate_coa: Some(build::addr6("2001:db8::9")),
+        };
         let frames = [
             build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(1, 2, 3, 4)),
-            build::eth_ipv6(SRC, DST, &[Ext::HopByHop(vec![]), Ext::Hao(build::addr6(HOME)), Ext::Ah(1, 3)], &L4::Udp(1, 2, vec![])),
-            build::eth_ipv6(SRC, DST, &[Ext::Hao(build::addr6(HOME))], &L4::BindingUpdate(bu)),
-            build::eth_ipv6(SRC, DST, &[Ext::Routing2(build::addr6(HOME), 1), Ext::Fragment(0, true, 1)], &L4::Esp(5, 6)),
+            build::eth_ipv6(
+                SRC,
+                DST,
+                &[
+                    Ext::HopByHop(vec![]),
+                    Ext::Hao(build::addr6(HOME)),
+                    Ext::Ah(1, 3),
+                ],
+                &L4::Udp(1, 2, vec![]),
+            ),
+            build::eth_ipv6(
+                SRC,
+                DST,
+                &[Ext::Hao(build::addr6(HOME))],
+                &L4::BindingUpdate(bu),
+            ),
+            build::eth_ipv6(
+                SRC,
+                DST,
+                &[
+                    Ext::Routing2(build::addr6(HOME), 1),
+                    Ext::Fragment(0, true, 1),
+                ],
+                &L4::Esp(5, 6),
+            ),
         ];
         for f in &frames {
             assert!(parse(f, &cfg()).is_ok());
@@ -798,21 +983,40 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..12).prop_map(Ext::DestOpts),
                 any::<[u8; 16]>().prop_map(|a| Ext::Hao(Ipv6Addr::from(a))),
                 (any::<[u8; 16]>(), 0u8..3).prop_map(|(a, s)| Ext::Routing2(Ipv6Addr::from(a), s)),
-                (any::<u16>(), any::<bool>(), any::<u32>()).prop_map(|(o, m, i)| Ext::Fragment(o, m, i)),
+                (any::<u16>(), any::<bool>(), any::<u32>())
+                    .prop_map(|(o, m, i)| Ext::Fragment(o, m, i)),
                 (any::<u32>(), 0u8..4).prop_map(|(s, w)| Ext::Ah(s, w)),
             ]
         }
 
         fn l4_strategy() -> impl Strategy<Value = L4> {
             prop_oneof![
-                (any::<u16>(), any::<u16>(), any::<u32>(), any::<u8>()).prop_map(|(a, b, c, d)| L4::Tcp(a, b, c, d)),
-                (any::<u16>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..8)).prop_map(|(a, b, p)| L4::Udp(a, b, p)),
+                (any::<u16>(), any::<u16>(), any::<u32>(), any::<u8>())
+                    .prop_map(|(a, b, c, d)| L4::Tcp(a, b, c, d)),
+                (
+                    any::<u16>(),
+                    any::<u16>(),
+                    proptest::collection::vec(any::<u8>(), 0..8)
+                )
+                    .prop_map(|(a, b, p)| L4::Udp(a, b, p)),
                 (1u32.., any::<u32>()).prop_map(|(s, q)| L4::Esp(s, q)),
-                (any::<u16>(), any::<u16>(), any::<u16>(), proptest::option::of(any::<[u8; 16]>())).prop_map(|(s, f, l, a)| {
-                    L4::BindingUpdate(BindingUpdateRepr { sequence: s, flags: f, lifetime: l, alternate_coa: a.map(Ipv6Addr::from) })
-                }),
+                (
+                    any::<u16>(),
+                    any::<u16>(),
+                    any::<u16>(),
+                    proptest::option::of(any::<[u8; 16]>())
+                )
+                    .prop_map(|(s, f, l, a)| {
+                        L4::BindingUpdate(BindingUpdateRepr {
+                            sequence: s,
+                            flags: f,
+                            lifetime: l,
+                            alternate_coa: a.map(Ipv6Addr::from),
+                        })
+                    }),
                 Just(L4::None),
-                (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24)).prop_map(|(p, b)| L4::Raw(p, b)),
+                (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24))
+                    .prop_map(|(p, b)| L4::Raw(p, b)),
             ]
         }
 

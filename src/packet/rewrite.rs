@@ -78,15 +78,21 @@ fn l4_checksum(p: &Parsed) -> Option<(usize, bool)> {
     match p.protocol {
         IpProtocol::Tcp => Some((o + super::tcp::CHECKSUM_OFFSET, false)),
         IpProtocol::Udp => Some((o + super::udp::CHECKSUM_OFFSET, true)),
-        IpProtocol::Icmpv6 if p.l3 == L3Kind::Ipv6 => Some((o + super::icmpv6::CHECKSUM_OFFSET, false)),
-        IpProtocol::Mobility if p.l3 == L3Kind::Ipv6 => Some((o + super::mobility::CHECKSUM_OFFSET, false)),
+        IpProtocol::Icmpv6 if p.l3 == L3Kind::Ipv6 => {
+            Some((o + super::icmpv6::CHECKSUM_OFFSET, false))
+        }
+        IpProtocol::Mobility if p.l3 == L3Kind::Ipv6 => {
+            Some((o + super::mobility::CHECKSUM_OFFSET, false))
+        }
         _ => None,
     }
 }
 
 #[inline]
 fn fix_l4(frame: &mut [u8], p: &Parsed, old: &[u8], new: &[u8]) -> Result<(), RewriteError> {
-    let Some((c, udp)) = l4_checksum(p) else { return Ok(()) };
+    let Some((c, udp)) = l4_checksum(p) else {
+        return Ok(());
+    };
     if c + 2 > frame.len() {
         return Err(RewriteError::FrameMismatch);
     }
@@ -104,15 +110,21 @@ fn fix_l4(frame: &mut [u8], p: &Parsed, old: &[u8], new: &[u8]) -> Result<(), Re
 
 /// Rewrites an IPv4 address, fixing the header checksum and the L4 checksum.
 #[inline]
-pub fn set_ipv4_addr(frame: &mut [u8], p: &Parsed, field: Ipv4Field, new: Ipv4Addr) -> Result<(), RewriteError> {
+pub fn set_ipv4_addr(
+    frame: &mut [u8],
+    p: &Parsed,
+    field: Ipv4Field,
+    new: Ipv4Addr,
+) -> Result<(), RewriteError> {
     if p.l3 != L3Kind::Ipv4 {
         return Err(RewriteError::NotIpv4);
     }
     let l3 = usize::from(p.l3_offset);
-    let off = l3 + match field {
-        Ipv4Field::Source => ipv4::SRC_OFFSET,
-        Ipv4Field::Destination => ipv4::DST_OFFSET,
-    };
+    let off = l3
+        + match field {
+            Ipv4Field::Source => ipv4::SRC_OFFSET,
+            Ipv4Field::Destination => ipv4::DST_OFFSET,
+        };
     if l3 + ipv4::HEADER_LEN > frame.len() {
         return Err(RewriteError::FrameMismatch);
     }
@@ -128,7 +140,12 @@ pub fn set_ipv4_addr(frame: &mut [u8], p: &Parsed, field: Ipv4Field, new: Ipv4Ad
 /// Rewrites an IPv6 address; the L4 checksum changes only if that address is
 /// the pseudo-header source or destination.
 #[inline]
-pub fn set_ipv6_addr(frame: &mut [u8], p: &Parsed, field: Ipv6Field, new: Ipv6Addr) -> Result<(), RewriteError> {
+pub fn set_ipv6_addr(
+    frame: &mut [u8],
+    p: &Parsed,
+    field: Ipv6Field,
+    new: Ipv6Addr,
+) -> Result<(), RewriteError> {
     if p.l3 != L3Kind::Ipv6 {
         return Err(RewriteError::NotIpv6);
     }
@@ -235,7 +252,12 @@ impl OuterHeader {
     /// Writes the outer header into `buf` (the headroom right before the
     /// inner IP header) for an inner packet of `inner_len` octets whose
     /// network layer is `inner` (IPv4 → protocol 4, IPv6 → 41).
-    pub fn emit(&self, buf: &mut [u8], inner: L3Kind, inner_len: u16) -> Result<usize, RewriteError> {
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        inner: L3Kind,
+        inner_len: u16,
+    ) -> Result<usize, RewriteError> {
         let proto = match inner {
             L3Kind::Ipv4 => IpProtocol::IpIp,
             L3Kind::Ipv6 => IpProtocol::Ipv6,
@@ -249,12 +271,33 @@ impl OuterHeader {
                 if inner_len > u16::MAX - 20 {
                     return Err(RewriteError::BufferTooSmall);
                 }
-                Ipv4Repr { src_addr: src, dst_addr: dst, protocol: proto, payload_len: inner_len, ttl, tos: 0, ident: 0, dont_frag: true }
-                    .emit(buf);
+                Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    protocol: proto,
+                    payload_len: inner_len,
+                    ttl,
+                    tos: 0,
+                    ident: 0,
+                    dont_frag: true,
+                }
+                .emit(buf);
             }
-            OuterHeader::V6 { src, dst, hop_limit } => {
-                Ipv6Repr { src_addr: src, dst_addr: dst, next_header: proto, payload_len: inner_len, hop_limit, traffic_class: 0, flow_label: 0 }
-                    .emit(buf);
+            OuterHeader::V6 {
+                src,
+                dst,
+                hop_limit,
+            } => {
+                Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: proto,
+                    payload_len: inner_len,
+                    hop_limit,
+                    traffic_class: 0,
+                    flow_label: 0,
+                }
+                .emit(buf);
             }
         }
         Ok(self.len())
@@ -297,7 +340,13 @@ mod tests {
         let mut f = build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(40000, 80, 1, 2));
         assert!(l4_verifies(&f));
         let mut p = parse(&f, &ParseConfig::new()).unwrap();
-        set_ipv4_addr(&mut f, &p, Ipv4Field::Destination, "10.0.0.7".parse().unwrap()).unwrap();
+        set_ipv4_addr(
+            &mut f,
+            &p,
+            Ipv4Field::Destination,
+            "10.0.0.7".parse().unwrap(),
+        )
+        .unwrap();
         set_dst_port(&mut f, &mut p, 8080).unwrap();
         set_src_port(&mut f, &mut p, 1234).unwrap();
         set_ipv4_addr(&mut f, &p, Ipv4Field::Source, "10.9.9.9".parse().unwrap()).unwrap();
@@ -312,26 +361,63 @@ mod tests {
         let p = parse(&f, &ParseConfig::new()).unwrap();
         let c = usize::from(p.l4_offset) + 6;
         f[c..c + 2].copy_from_slice(&[0, 0]);
-        set_ipv4_addr(&mut f, &p, Ipv4Field::Destination, "10.0.0.7".parse().unwrap()).unwrap();
+        set_ipv4_addr(
+            &mut f,
+            &p,
+            Ipv4Field::Destination,
+            "10.0.0.7".parse().unwrap(),
+        )
+        .unwrap();
         assert_eq!(&f[c..c + 2], &[0, 0]);
     }
 
     #[test]
     fn hao_source_rewrite_leaves_l4_alone_and_home_rewrite_fixes_it() {
-        let mut f = build::eth_ipv6("2001:db8:c0a::1", "2001:db8:5::80", &[Ext::Hao(build::addr6("2001:db8:40::1"))], &L4::Tcp(1, 80, 9, 0x10));
+        let mut f = build::eth_ipv6(
+            "2001:db8:c0a::1",
+            "2001:db8:5::80",
+            &[Ext::Hao(build::addr6("2001:db8:40::1"))],
+            &L4::Tcp(1, 80, 9, 0x10),
+        );
         assert!(l4_verifies(&f));
         let p = parse(&f, &ParseConfig::new()).unwrap();
         let c = usize::from(p.l4_offset) + 16;
         let before = [f[c], f[c + 1]];
-        set_ipv6_addr(&mut f, &p, Ipv6Field::Source, build::addr6("2001:db8:c0b::99")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::Source,
+            build::addr6("2001:db8:c0b::99"),
+        )
+        .unwrap();
         assert_eq!([f[c], f[c + 1]], before, "CoA is not in the pseudo-header");
         assert!(l4_verifies(&f));
-        set_ipv6_addr(&mut f, &p, Ipv6Field::HomeAddress, build::addr6("2001:db8:41::2")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::HomeAddress,
+            build::addr6("2001:db8:41::2"),
+        )
+        .unwrap();
         assert_ne!([f[c], f[c + 1]], before);
         assert!(l4_verifies(&f));
-        set_ipv6_addr(&mut f, &p, Ipv6Field::Destination, build::addr6("2001:db8:6::1")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::Destination,
+            build::addr6("2001:db8:6::1"),
+        )
+        .unwrap();
         assert!(l4_verifies(&f));
-        assert_eq!(set_ipv6_addr(&mut f, &p, Ipv6Field::RoutingHomeAddress, build::addr6("::1")), Err(RewriteError::NoSuchAddress));
+        assert_eq!(
+            set_ipv6_addr(
+                &mut f,
+                &p,
+                Ipv6Field::RoutingHomeAddress,
+                build::addr6("::1")
+            ),
+            Err(RewriteError::NoSuchAddress)
+        );
     }
 
     #[test]
@@ -345,9 +431,21 @@ mod tests {
         assert!(l4_verifies(&f));
         let p = parse(&f, &ParseConfig::new()).unwrap();
         assert_eq!(p.pseudo_dst_offset, p.rh2_offset);
-        set_ipv6_addr(&mut f, &p, Ipv6Field::Destination, build::addr6("2001:db8:c0b::2")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::Destination,
+            build::addr6("2001:db8:c0b::2"),
+        )
+        .unwrap();
         assert!(l4_verifies(&f));
-        set_ipv6_addr(&mut f, &p, Ipv6Field::RoutingHomeAddress, build::addr6("2001:db8:40::2")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::RoutingHomeAddress,
+            build::addr6("2001:db8:40::2"),
+        )
+        .unwrap();
         assert!(l4_verifies(&f));
         let mut p = p;
         set_src_port(&mut f, &mut p, 5353).unwrap();
@@ -358,7 +456,13 @@ mod tests {
     fn icmpv6_and_mh_checksums_follow() {
         let mut f = build::eth_ipv6("2001:db8::1", "2001:db8::2", &[], &L4::Icmpv6Echo);
         let p = parse(&f, &ParseConfig::new()).unwrap();
-        set_ipv6_addr(&mut f, &p, Ipv6Field::Destination, build::addr6("2001:db8::3")).unwrap();
+        set_ipv6_addr(
+            &mut f,
+            &p,
+            Ipv6Field::Destination,
+            build::addr6("2001:db8::3"),
+        )
+        .unwrap();
         assert!(l4_verifies(&f));
         let mut p = p;
         assert_eq!(set_src_port(&mut f, &mut p, 1), Err(RewriteError::NoPorts));
@@ -366,15 +470,37 @@ mod tests {
 
     #[test]
     fn encapsulation_headers_parse_back() {
-        let inner = build::ipv6(build::addr6("2001:db8::1"), build::addr6("2001:db8::2"), &[], &L4::Tcp(1, 2, 3, 4));
+        let inner = build::ipv6(
+            build::addr6("2001:db8::1"),
+            build::addr6("2001:db8::2"),
+            &[],
+            &L4::Tcp(1, 2, 3, 4),
+        );
         for outer in [
-            OuterHeader::V6 { src: build::addr6("2001:db8:f::1"), dst: build::addr6("2001:db8:f::2"), hop_limit: 64 },
-            OuterHeader::V4 { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), ttl: 64 },
+            OuterHeader::V6 {
+                src: build::addr6("2001:db8:f::1"),
+                dst: build::addr6("2001:db8:f::2"),
+                hop_limit: 64,
+            },
+            OuterHeader::V4 {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                ttl: 64,
+            },
         ] {
             let mut buf = vec![0u8; outer.len()];
-            assert_eq!(outer.emit(&mut buf, L3Kind::Ipv6, inner.len() as u16).unwrap(), outer.len());
+            assert_eq!(
+                outer
+                    .emit(&mut buf, L3Kind::Ipv6, inner.len() as u16)
+                    .unwrap(),
+                outer.len()
+            );
             buf.extend_from_slice(&inner);
-            let et = if outer.len() == 40 { super::super::ethernet::EtherType::Ipv6 } else { super::super::ethernet::EtherType::Ipv4 };
+            let et = if outer.len() == 40 {
+                super::super::ethernet::EtherType::Ipv6
+            } else {
+                super::super::ethernet::EtherType::Ipv4
+            };
             let f = build::ethernet(et, &[], &buf);
             let p = parse(&f, &ParseConfig::new()).unwrap();
             assert_eq!(p.protocol, IpProtocol::Ipv6);
@@ -382,7 +508,12 @@ mod tests {
             assert_eq!(usize::from(p.l3_end), f.len());
         }
         assert_eq!(
-            OuterHeader::V4 { src: Ipv4Addr::LOCALHOST, dst: Ipv4Addr::LOCALHOST, ttl: 1 }.emit(&mut [0u8; 10], L3Kind::Ipv4, 0),
+            OuterHeader::V4 {
+                src: Ipv4Addr::LOCALHOST,
+                dst: Ipv4Addr::LOCALHOST,
+                ttl: 1
+            }
+            .emit(&mut [0u8; 10], L3Kind::Ipv4, 0),
             Err(RewriteError::BufferTooSmall)
         );
     }

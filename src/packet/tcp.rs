@@ -210,17 +210,33 @@ mod tests {
 
     #[test]
     fn checks_and_roundtrip() {
-        let r = TcpRepr { src_port: 40000, dst_port: 443, seq_number: 7, ack_number: 0, flags: flags::SYN, window: 1024 };
+        let r = TcpRepr {
+            src_port: 40000,
+            dst_port: 443,
+            seq_number: 7,
+            ack_number: 0,
+            flags: flags::SYN,
+            window: 1024,
+        };
         let mut b = [0u8; 20];
         r.emit(&mut b);
         let p = TcpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(TcpRepr::parse(&p), r);
         for n in 0..HEADER_LEN {
-            assert_eq!(TcpPacket::new_checked(&b[..n]).unwrap_err(), DropReason::TcpTruncated);
+            assert_eq!(
+                TcpPacket::new_checked(&b[..n]).unwrap_err(),
+                DropReason::TcpTruncated
+            );
         }
         b[12] = 4 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), DropReason::TcpBadDataOffset);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            DropReason::TcpBadDataOffset
+        );
         b[12] = 6 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), DropReason::TcpHeaderPastPacket);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            DropReason::TcpHeaderPastPacket
+        );
     }
 }

@@ -128,7 +128,11 @@ pub struct UdpRepr {
 impl UdpRepr {
     /// Reads a checked header.
     pub fn parse<T: AsRef<[u8]>>(p: &UdpPacket<T>) -> Self {
-        UdpRepr { src_port: p.src_port(), dst_port: p.dst_port(), payload_len: p.len() - HEADER_LEN as u16 }
+        UdpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+            payload_len: p.len() - HEADER_LEN as u16,
+        }
     }
 
     /// Writes the 8 header octets with checksum 0.
@@ -146,16 +150,29 @@ mod tests {
 
     #[test]
     fn checks_and_roundtrip() {
-        let r = UdpRepr { src_port: 5000, dst_port: 53, payload_len: 2 };
+        let r = UdpRepr {
+            src_port: 5000,
+            dst_port: 53,
+            payload_len: 2,
+        };
         let mut b = [0u8; 10];
         r.emit(&mut b);
         let p = UdpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(UdpRepr::parse(&p), r);
         for n in 0..HEADER_LEN {
-            assert_eq!(UdpPacket::new_checked(&b[..n]).unwrap_err(), DropReason::UdpTruncated);
+            assert_eq!(
+                UdpPacket::new_checked(&b[..n]).unwrap_err(),
+                DropReason::UdpTruncated
+            );
         }
-        assert_eq!(UdpPacket::new_checked(&b[..9]).unwrap_err(), DropReason::UdpLengthPastPacket);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..9]).unwrap_err(),
+            DropReason::UdpLengthPastPacket
+        );
         b[4..6].copy_from_slice(&7u16.to_be_bytes());
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), DropReason::UdpBadLength);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            DropReason::UdpBadLength
+        );
     }
 }

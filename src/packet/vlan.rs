@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(t.vid(), 100);
         assert_eq!(t.ethertype(), EtherType::Ipv4);
         for n in 0..4 {
-            assert_eq!(VlanTag::new_checked(&b[..n]).unwrap_err(), DropReason::VlanTruncated);
+            assert_eq!(
+                VlanTag::new_checked(&b[..n]).unwrap_err(),
+                DropReason::VlanTruncated
+            );
         }
         let mut m = b;
         VlanTag::new_unchecked(&mut m[..]).set_vid(0xfff);
