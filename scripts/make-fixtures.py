@@ -210,7 +210,9 @@ def main():
     w.close()
     # Linux cooked capture (DLT_LINUX_SLL, 113): classify must refuse it.
     from scapy.layers.l2 import CookedLinux
-    wrpcap(os.path.join(OUT, "cooked.pcap"), [CookedLinux(proto=0x0800) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP()], linktype=113)
+    cooked = CookedLinux(proto=0x0800) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP()
+    cooked.time = 1700000000
+    wrpcap(os.path.join(OUT, "cooked.pcap"), [cooked], linktype=113)
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)), file=sys.stderr)
 

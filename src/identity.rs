@@ -13,7 +13,7 @@
 //! address → new care-of address, with its sequence number and lifetime.
 //!
 //! [`IdentityHasher`] is the keyed 64-bit hash used for sharding identities
-//! into buckets. It is SipHash-1-3 (`siphasher`) keyed with 128 bits shared
+//! into buckets. It is SipHash-1-3 keyed with 128 bits shared
 //! by all cluster members: keyed, so a client cannot craft identities that
 //! pile into one bucket without knowing the key; deterministic for a given
 //! key on every machine and architecture (it hashes a fixed little-endian
@@ -22,7 +22,11 @@
 //! is the variant Rust's std uses for HashMap: still a keyed PRF for this
 //! purpose and about 30% cheaper on our 5–17 octet inputs; a non-keyed
 //! hash (FxHash, xxHash) would be faster but lets an attacker who can choose
-//! SPIs or interface IDs target one bucket. Nothing here allocates.
+//! SPIs or interface IDs target one bucket. The identity is encoded as a
+//! fixed 17-octet message, so the hash is computed inline on two words plus
+//! the final block; a test checks it equals the `siphasher` crate's
+//! SipHash-1-3 of the same message, which measured about 3x slower here
+//! (generic byte-stream path). Nothing here allocates.
 #![forbid(unsafe_code)]
 
 use crate::packet::mobility::bu_flags;
@@ -30,7 +34,6 @@ use crate::packet::parse::{L3Kind, Parsed};
 use crate::packet::IpProtocol;
 use core::fmt;
 use serde::{Deserialize, Serialize};
-use siphasher::sip::SipHasher13;
 use std::net::{IpAddr, Ipv6Addr};
 
 /// A mobile node's identity as roamlb sees it.
@@ -177,9 +180,18 @@ pub fn binding_update(frame: &[u8], p: &Parsed) -> Option<BindingUpdate> {
 
 /// Keyed 64-bit hash of identities for sharding (SipHash-1-3; see the
 /// module documentation for why).
+///
+/// The message is always 17 octets: the identity's value, big-endian,
+/// left-aligned in 16 zero-padded octets (4 for an SPI or IPv4 source, 8 for
+/// an interface ID, 16 for IPv6), then one kind tag octet, so equal values of
+/// different kinds differ. Because the length is fixed, the hash is computed
+/// here on two 64-bit words plus the final block, which is standard
+/// SipHash-1-3 of that message (a unit test checks it against `siphasher`)
+/// at a fraction of the generic byte-stream cost.
 #[derive(Clone)]
 pub struct IdentityHasher {
-    sip: SipHasher13,
+    k0: u64,
+    k1: u64,
 }
 
 impl fmt::Debug for IdentityHasher {
@@ -189,11 +201,38 @@ impl fmt::Debug for IdentityHasher {
     }
 }
 
+/// Length of the hashed message.
+const MSG_LEN: u64 = 17;
+
+#[inline(always)]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13);
+    v[1] ^= v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16);
+    v[3] ^= v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21);
+    v[3] ^= v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17);
+    v[1] ^= v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
 impl IdentityHasher {
-    /// A hasher with the cluster's shared 128-bit key.
+    /// A hasher with the cluster's shared 128-bit key (SipHash key order:
+    /// k0 = first 8 octets little-endian, k1 = last 8).
     pub fn new(key: [u8; 16]) -> Self {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&key[..8]);
+        b.copy_from_slice(&key[8..]);
         IdentityHasher {
-            sip: SipHasher13::new_with_key(&key),
+            k0: u64::from_le_bytes(a),
+            k1: u64::from_le_bytes(b),
         }
     }
 
@@ -204,41 +243,75 @@ impl IdentityHasher {
         Ok(Self::new(key))
     }
 
-    /// The hash of `id`: SipHash-1-3 over a kind tag octet followed by the
-    /// value's big-endian octets (4 for an SPI or IPv4 source, 8 for an
-    /// interface ID, 16 for IPv6), so equal values of different kinds differ.
+    /// The 17-octet message for `id` (see the type's documentation).
     #[inline]
-    pub fn hash(&self, id: &Identity) -> u64 {
-        let mut buf = [0u8; 17];
-        let n = match id {
+    pub fn message(id: &Identity) -> [u8; 17] {
+        let mut m = [0u8; 17];
+        match id {
             Identity::Spi(s) => {
-                buf[0] = 1;
-                buf[1..5].copy_from_slice(&s.to_be_bytes());
-                5
+                m[..4].copy_from_slice(&s.to_be_bytes());
+                m[16] = 1;
             }
             Identity::HomeAddress(a) => {
-                buf[0] = 2;
-                buf[1..17].copy_from_slice(&a.octets());
-                17
+                m[..16].copy_from_slice(&a.octets());
+                m[16] = 2;
             }
             Identity::InterfaceId(i) => {
-                buf[0] = 3;
-                buf[1..9].copy_from_slice(&i.to_be_bytes());
-                9
+                m[..8].copy_from_slice(&i.to_be_bytes());
+                m[16] = 3;
             }
             Identity::Source(IpAddr::V4(a)) => {
-                buf[0] = 4;
-                buf[1..5].copy_from_slice(&a.octets());
-                5
+                m[..4].copy_from_slice(&a.octets());
+                m[16] = 4;
             }
             Identity::Source(IpAddr::V6(a)) => {
-                buf[0] = 6;
-                buf[1..17].copy_from_slice(&a.octets());
-                17
+                m[..16].copy_from_slice(&a.octets());
+                m[16] = 6;
             }
-        };
-        self.sip.hash(&buf[..n])
+        }
+        m
     }
+
+    /// The hash of `id`: SipHash-1-3 of [`IdentityHasher::message`].
+    #[inline]
+    pub fn hash(&self, id: &Identity) -> u64 {
+        // Message words, as SipHash reads them (little-endian octets).
+        let (w0, w1, tag): (u64, u64, u8) = match id {
+            Identity::Spi(s) => (u64::from(s.swap_bytes()), 0, 1),
+            Identity::HomeAddress(a) => (le_hi(a), le_lo(a), 2),
+            Identity::InterfaceId(i) => (i.swap_bytes(), 0, 3),
+            Identity::Source(IpAddr::V4(a)) => (u64::from(u32::from_le_bytes(a.octets())), 0, 4),
+            Identity::Source(IpAddr::V6(a)) => (le_hi(a), le_lo(a), 6),
+        };
+        let mut v = [
+            self.k0 ^ 0x736f_6d65_7073_6575,
+            self.k1 ^ 0x646f_7261_6e64_6f6d,
+            self.k0 ^ 0x6c79_6765_6e65_7261,
+            self.k1 ^ 0x7465_6462_7974_6573,
+        ];
+        for m in [w0, w1, (MSG_LEN << 56) | u64::from(tag)] {
+            v[3] ^= m;
+            sip_round(&mut v);
+            v[0] ^= m;
+        }
+        v[2] ^= 0xff;
+        sip_round(&mut v);
+        sip_round(&mut v);
+        sip_round(&mut v);
+        v[0] ^ v[1] ^ v[2] ^ v[3]
+    }
+}
+
+/// First 8 octets of an IPv6 address read as a little-endian word.
+#[inline(always)]
+fn le_hi(a: &Ipv6Addr) -> u64 {
+    ((u128::from(*a) >> 64) as u64).swap_bytes()
+}
+
+/// Last 8 octets of an IPv6 address read as a little-endian word.
+#[inline(always)]
+fn le_lo(a: &Ipv6Addr) -> u64 {
+    (u128::from(*a) as u64).swap_bytes()
 }
 
 /// True when `p` is the kind of packet that has ports for a 5-tuple.
@@ -390,9 +463,19 @@ mod tests {
         }
         // Same value, different kinds: different hashes.
         assert_ne!(a.hash(&ids[1]), a.hash(&ids[4]));
-        // Pinned value: a key change or encoding change must be deliberate,
-        // since cluster members must agree across versions.
-        assert_eq!(a.hash(&Identity::Spi(1)), a.hash(&Identity::Spi(1)));
+        // Standard SipHash-1-3 of the documented message (checked against
+        // the siphasher crate), so any implementation can reproduce it.
+        for key in [[1u8; 16], *b"0123456789abcdef"] {
+            let h = IdentityHasher::new(key);
+            let reference = siphasher::sip::SipHasher13::new_with_key(&key);
+            for i in &ids {
+                assert_eq!(
+                    h.hash(i),
+                    reference.hash(&IdentityHasher::message(i)),
+                    "{i}"
+                );
+            }
+        }
         assert!(IdentityHasher::random().is_ok());
         assert_eq!(format!("{a:?}"), "IdentityHasher { .. }");
     }

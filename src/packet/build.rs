@@ -128,7 +128,7 @@ fn pad_options(mut opts: Vec<u8>) -> Vec<u8> {
         } else {
             opts.push(1);
             opts.push((pad - 2) as u8);
-            opts.extend(std::iter::repeat_n(0, pad - 2));
+            opts.extend(std::iter::repeat(0).take(pad - 2));
         }
     }
     opts

@@ -79,7 +79,9 @@ pub use rewrite::{Ipv4Field, Ipv6Field, OuterHeader, RewriteError};
 
 enum_with_unknown! {
     /// IP protocol numbers / IPv6 next-header values (IANA "Assigned Internet
-    /// Protocol Numbers"; RFC 8200 §4 for the extension headers).
+    /// Protocol Numbers"; RFC 8200 §4 for the extension headers). The
+    /// default, No Next Header, is what an empty summary reports.
+    #[derive(Default)]
     pub enum IpProtocol(u8) {
         /// IPv6 Hop-by-Hop Options (RFC 8200 §4.3).
         HopByHop = 0,
@@ -106,6 +108,7 @@ enum_with_unknown! {
         /// ICMP for IPv6 (RFC 4443).
         Icmpv6 = 58,
         /// No Next Header (RFC 8200 §4.7).
+        #[default]
         NoNextHeader = 59,
         /// IPv6 Destination Options (RFC 8200 §4.6).
         DestOptions = 60,
@@ -113,12 +116,6 @@ enum_with_unknown! {
         Vrrp = 112,
         /// Mobility Header (RFC 6275 §6.1).
         Mobility = 135,
-    }
-}
-
-impl Default for IpProtocol {
-    fn default() -> Self {
-        IpProtocol::NoNextHeader
     }
 }
 

@@ -348,15 +348,14 @@ fn parse_ipv6(
     out.l3_end = end as u16;
     let mut nh = ip.next_header();
     let mut pos = off + ipv6::HEADER_LEN;
-    loop {
-        match nh {
-            IpProtocol::HopByHop
+    while matches!(
+        nh,
+        IpProtocol::HopByHop
             | IpProtocol::DestOptions
             | IpProtocol::Routing
             | IpProtocol::Fragment
-            | IpProtocol::Ah => {}
-            _ => break,
-        }
+            | IpProtocol::Ah
+    ) {
         // Bounded: ext_count grows each turn and the limit is at most 32.
         if out.ext_count >= cfg.max_ext_headers {
             return Err(DropReason::ExtChainTooLong);
@@ -524,6 +523,15 @@ mod tests {
     const SRC: &str = "2001:db8:c0a::1";
     const DST: &str = "2001:db8:5::80";
     const HOME: &str = "2001:db8:40::1";
+
+    #[test]
+    fn summary_is_small() {
+        assert!(
+            core::mem::size_of::<Parsed>() <= 64,
+            "{}",
+            core::mem::size_of::<Parsed>()
+        );
+    }
 
     #[test]
     fn ipv4_tcp() {
@@ -804,7 +812,7 @@ mod tests {
 
     fn hao_with_len(n: u8) -> Vec<u8> {
         let mut o = vec![201, n];
-        o.extend(std::iter::repeat_n(0x20, usize::from(n)));
+        o.extend(std::iter::repeat(0x20).take(usize::from(n)));
         o
     }
 
