@@ -809,7 +809,7 @@ impl CoreLb {
 
         if role != PortRole::Server {
             if let Some(si) = topo.match_service(dst, p.protocol, ports.map(|x| x.1)) {
-                return self.to_backend(f, &p, &topo, si, now, handed_off);
+                return self.forward_to_backend(f, &p, &topo, si, now, handed_off);
             }
         }
         if role != PortRole::Client {
@@ -837,7 +837,7 @@ impl CoreLb {
     }
 
     #[inline]
-    fn to_backend<F: Frame>(
+    fn forward_to_backend<F: Frame>(
         &mut self,
         f: &mut F,
         p: &Parsed,
