@@ -200,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             r.ports[1].device,
-            format!("net_pcap1,rx_pcap={d}/roamlb-replay-empty.pcap,tx_pcap={d}/srv.pcap")
+            format!("net_pcap1,rx_pcap={d}/roamlb-replay-empty.pcap,tx_pcap={d}/srv.pcap.part0")
         );
         assert!(r.eal_args().contains(&"--no-pci".to_owned()));
 

@@ -227,8 +227,13 @@ fn rings_between_two_lcores(eal: &Eal) {
 /// usable again.
 fn panics_are_caught(eal: &Eal) {
     let worker = eal.worker_lcores()[0];
+    // The panic below is the point of the test: keep its message out of the log.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let h = dpdk::lcore::launch(worker, || panic!("worker exploded")).unwrap();
-    match h.join() {
+    let joined = h.join();
+    std::panic::set_hook(previous_hook);
+    match joined {
         Err(dpdk::lcore::LcoreError::Panicked { lcore, message }) => {
             assert_eq!(lcore, worker);
             assert_eq!(message, "worker exploded");
