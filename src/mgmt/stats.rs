@@ -28,6 +28,11 @@ macro_rules! counters {
             /// How many counters there are.
             pub const COUNT: usize = Counter::ALL.len();
 
+            /// Whether the value is a level (exported as a gauge), not a count.
+            pub const fn is_gauge(self) -> bool {
+                matches!(self, Counter::Sessions | Counter::Aliases)
+            }
+
             /// The metric-friendly name.
             pub const fn name(self) -> &'static str {
                 match self { $(Counter::$variant => $name),+ }

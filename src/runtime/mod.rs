@@ -405,7 +405,12 @@ fn run_with_eal(
     let stop_reason = if launch_error.is_some() {
         StopReason::Signal
     } else {
-        manage(cfg, opts, &controls, &ports, stop_signal, started)
+        let labels: Vec<(String, String)> = topo
+            .services
+            .iter()
+            .flat_map(|s| s.backends.backends().iter().map(|b| (s.name.clone(), b.address.to_string())))
+            .collect();
+        manage(&labels, cfg, opts, &controls, &ports, stop_signal, started)
     };
 
     for c in &controls {
@@ -504,6 +509,7 @@ fn parse_key(hex: &str) -> [u8; 16] {
 
 /// The management loop: returns when the appliance should stop.
 fn manage(
+    backend_labels: &[(String, String)],
     cfg: &Config,
     opts: &RunOptions,
     controls: &[Arc<WorkerControl>],
@@ -547,7 +553,7 @@ fn manage(
         }
         if now >= next_stats {
             next_stats += interval;
-            let total = publish_metrics(controls, ports);
+            let total = publish_metrics(controls, ports, backend_labels);
             if cfg.management.log_stats {
                 let secs = interval.as_secs_f64();
                 log::info!(
@@ -567,16 +573,39 @@ fn manage(
 
 /// Copies worker and port counters into the metrics registry; returns the
 /// worker totals.
-fn publish_metrics(controls: &[Arc<WorkerControl>], ports: &[Port]) -> WorkerCounters {
+fn publish_metrics(
+    controls: &[Arc<WorkerControl>],
+    ports: &[Port],
+    backend_labels: &[(String, String)],
+) -> WorkerCounters {
     let mut total = WorkerCounters::default();
+    let mut backend_totals = vec![0u64; backend_labels.len()];
     for (i, c) in controls.iter().enumerate() {
         let snap = c.counters.snapshot();
         total.accumulate(&snap);
         let worker = i.to_string();
         for k in Counter::ALL {
-            metrics::counter!(format!("roamlb_worker_{}_total", k.name()), "worker" => worker.clone())
-                .absolute(snap.get(*k));
+            if k.is_gauge() {
+                metrics::gauge!(format!("roamlb_worker_{}", k.name()), "worker" => worker.clone())
+                    .set(snap.get(*k) as f64);
+            } else {
+                metrics::counter!(format!("roamlb_worker_{}_total", k.name()), "worker" => worker.clone())
+                    .absolute(snap.get(*k));
+            }
         }
+        for (reason, v) in WorkerControl::drop_names().zip(c.drops.snapshot()) {
+            if v > 0 {
+                metrics::counter!("roamlb_drops_total", "worker" => worker.clone(), "reason" => reason)
+                    .absolute(v);
+            }
+        }
+        for (t, v) in backend_totals.iter_mut().zip(c.backend_packets.snapshot()) {
+            *t += v;
+        }
+    }
+    for ((service, backend), v) in backend_labels.iter().zip(backend_totals) {
+        metrics::counter!("roamlb_backend_packets_total", "service" => service.clone(), "backend" => backend.clone())
+            .absolute(v);
     }
     for port in ports {
         if let Ok(s) = port.stats() {
