@@ -163,6 +163,7 @@ fn main() -> ExitCode {
                         until_idle: Some(drain),
                         duration: None,
                         replay: true,
+                        config_path: None,
                     };
                     let code = run_and_report(&rcfg, &opts, json);
                     match merge_outputs(&rcfg, &files) {
@@ -207,6 +208,7 @@ fn main() -> ExitCode {
                     until_idle,
                     duration,
                     replay: false,
+                    config_path: config.clone(),
                 },
                 json,
             )

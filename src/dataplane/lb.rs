@@ -56,7 +56,7 @@ use crate::config::{
     Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol,
 };
 use crate::dataplane::buckets::BucketMap;
-use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Scheduler};
+use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{binding_update, identify, Identity, IdentityHasher, IdentityMode};
 use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
@@ -262,11 +262,17 @@ pub struct ServiceSpec {
     pub lifetime: u32,
     /// Backends (built off the packet path; see scheduler).
     pub backends: Arc<BackendSet>,
+    /// Removed by a reload: the slot is kept (session keys hold slot
+    /// numbers) but matches nothing.
+    pub removed: bool,
 }
 
 impl ServiceSpec {
     #[inline]
     fn matches(&self, protocol: IpProtocol, port: Option<u16>) -> bool {
+        if self.removed {
+            return false;
+        }
         let is_tcp_udp = matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp);
         let proto_ok = match self.protocol {
             ServiceProtocol::Tcp => protocol == IpProtocol::Tcp,
@@ -362,6 +368,26 @@ impl Topology {
         macs: &[[u8; 6]],
         replay: bool,
     ) -> Result<Topology, TopologyError> {
+        Self::build(cfg, macs, replay, None)
+    }
+
+    /// The topology of a reloaded configuration, with the slots of this one
+    /// kept stable: a service keeps its slot (by name) and a backend its
+    /// index (by address), so no session needs remapping. A removed backend
+    /// stays as an unhealthy tombstone (its sessions pick anew on their next
+    /// packet); a removed service stays as a slot that matches nothing; new
+    /// ones are appended. Ports and their roles cannot change on reload.
+    pub fn reloaded(&self, cfg: &Config) -> Result<Topology, TopologyError> {
+        let macs: Vec<[u8; 6]> = self.ports.iter().map(|p| p.mac).collect();
+        Self::build(cfg, &macs, self.replay, Some(self))
+    }
+
+    fn build(
+        cfg: &Config,
+        macs: &[[u8; 6]],
+        replay: bool,
+        previous: Option<&Topology>,
+    ) -> Result<Topology, TopologyError> {
         let index = |name: &str| {
             cfg.ports
                 .iter()
@@ -399,9 +425,54 @@ impl Topology {
             _ => None,
         });
 
-        let mut services = Vec::with_capacity(cfg.service.len());
+        // Slots: the previous topology's services first (kept or removed),
+        // then services new in this configuration.
+        let mut slots: Vec<(Option<usize>, Option<&ServiceSpec>)> = Vec::new();
+        if let Some(prev) = previous {
+            for old in &prev.services {
+                slots.push((cfg.service.iter().position(|s| s.name == old.name), Some(old)));
+            }
+        }
+        for i in 0..cfg.service.len() {
+            if !slots.iter().any(|(c, _)| *c == Some(i)) {
+                slots.push((Some(i), None));
+            }
+        }
+        if slots.len() >= usize::from(u16::MAX) {
+            return Err(TopologyError::Unsupported(format!(
+                "{} service slots since start: restart to compact them",
+                slots.len()
+            )));
+        }
+
+        let mut services = Vec::with_capacity(slots.len());
         let mut reverse = Vec::new();
-        for (i, s) in cfg.service.iter().enumerate() {
+        for (slot, (cfg_index, old)) in slots.into_iter().enumerate() {
+            let Some(i) = cfg_index else {
+                // Removed: keep the slot, match nothing, every backend unhealthy.
+                let old = old.expect("a slot without configuration comes from the previous topology");
+                let tomb: Vec<Backend> = old
+                    .backends
+                    .backends()
+                    .iter()
+                    .map(|b| Backend { healthy: false, weight: 0, ..*b })
+                    .collect();
+                let set = BackendSet::new(tomb, old.backends.policy(), old.backends.epoch() + 1)
+                    .map_err(|e| TopologyError::Backends(slot, e))?;
+                services.push(ServiceSpec {
+                    name: old.name.clone(),
+                    vip: old.vip,
+                    protocol: old.protocol,
+                    ports: old.ports.clone(),
+                    mode: old.mode,
+                    forwarding: old.forwarding,
+                    lifetime: old.lifetime,
+                    backends: set,
+                    removed: true,
+                });
+                continue;
+            };
+            let s = &cfg.service[i];
             if s.forwarding == ForwardingMode::Fnat {
                 return Err(TopologyError::Unsupported(format!(
                     "service[{i}].forwarding: \"fnat\" is not available in this build yet (use dnat or dsr)"
@@ -409,11 +480,7 @@ impl Topology {
             }
             if s.forwarding == ForwardingMode::Dsr {
                 for (j, b) in s.backend.iter().enumerate() {
-                    let have = if b.address.is_ipv4() {
-                        encap_src4.is_some()
-                    } else {
-                        encap_src6.is_some()
-                    };
+                    let have = if b.address.is_ipv4() { encap_src4.is_some() } else { encap_src6.is_some() };
                     if !have {
                         return Err(TopologyError::Unsupported(format!(
                             "service[{i}].backend[{j}]: dsr to {} needs an address of its family on the server-side port (outer source)",
@@ -422,26 +489,33 @@ impl Topology {
                     }
                 }
             }
-            let backends: Vec<Backend> = s
-                .backend
-                .iter()
-                .map(|b| Backend {
-                    address: b.address,
-                    weight: b.weight,
-                    group: b.group,
-                    healthy: true,
-                })
-                .collect();
+            let configured = |a: IpAddr| s.backend.iter().find(|b| b.address == a);
+            // Previous backends keep their index; removed ones become
+            // tombstones; new ones are appended.
+            let mut backends: Vec<Backend> = Vec::with_capacity(s.backend.len());
+            if let Some(old) = old {
+                for b in old.backends.backends() {
+                    backends.push(match configured(b.address) {
+                        Some(c) => Backend { address: c.address, weight: c.weight, group: c.group, healthy: true },
+                        None => Backend { healthy: false, weight: 0, ..*b },
+                    });
+                }
+            }
+            for c in &s.backend {
+                if !backends.iter().any(|b| b.address == c.address) {
+                    backends.push(Backend { address: c.address, weight: c.weight, group: c.group, healthy: true });
+                }
+            }
             let policy = match s.scheduler {
                 SchedulerKind::Maglev => Policy::Maglev,
                 SchedulerKind::Wrr => Policy::WeightedRoundRobin,
                 SchedulerKind::LeastConn => Policy::LeastConnections,
             };
-            let set =
-                BackendSet::new(backends, policy, 1).map_err(|e| TopologyError::Backends(i, e))?;
+            let epoch = old.map(|o| o.backends.epoch() + 1).unwrap_or(1);
+            let set = BackendSet::new(backends, policy, epoch).map_err(|e| TopologyError::Backends(i, e))?;
             if s.forwarding == ForwardingMode::Dnat {
                 for b in &s.backend {
-                    reverse.push((b.address, i as u16));
+                    reverse.push((b.address, slot as u16));
                 }
             }
             let mut ports: Vec<u16> = s.ports.clone().unwrap_or_default();
@@ -459,6 +533,7 @@ impl Topology {
                 forwarding: s.forwarding,
                 lifetime: s.session_lifetime.as_secs().clamp(1, u32::MAX as u64 / 4) as u32,
                 backends: set,
+                removed: false,
             });
         }
         reverse.sort_unstable();
@@ -601,6 +676,15 @@ pub struct AliasUpdate {
     pub lifetime: u32,
 }
 
+/// A message to a worker, applied between bursts.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// A care-of alias from another core's binding update.
+    Alias(AliasUpdate),
+    /// A reloaded topology (services, backends, neighbours).
+    Topology(Arc<Topology>),
+}
+
 /// Alias updates a core can queue between two drains of its outbox.
 pub const ALIAS_OUTBOX: usize = 256;
 
@@ -615,6 +699,12 @@ pub struct CoreSizing {
     pub neighbors: usize,
     /// Extension headers walked before refusal.
     pub extension_header_limit: u8,
+}
+
+/// Backends a per-core scheduler has room for: the set's size with room to
+/// grow on reloads.
+fn scheduler_room(set: &BackendSet) -> usize {
+    set.backends().len().max(256)
 }
 
 /// Neighbour-cache entries live this long (seconds) before a re-resolution.
@@ -661,7 +751,7 @@ impl CoreLb {
         let schedulers = topo
             .services
             .iter()
-            .map(|s| Scheduler::new(s.backends.clone(), s.backends.backends().len().max(1)))
+            .map(|s| Scheduler::new(s.backends.clone(), scheduler_room(&s.backends)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CoreLb {
             counters: LbCounters::new(&topo),
@@ -704,6 +794,43 @@ impl CoreLb {
             .set()
             .get(e.value())
             .map(|b| b.address)
+    }
+
+    /// Switches to a reloaded topology (between bursts). Slots are stable
+    /// (see [`Topology::reloaded`]), so sessions stay as they are; per-core
+    /// scheduler state follows its backends by address.
+    pub fn set_topology(&mut self, topo: Arc<Topology>) {
+        for (i, svc) in topo.services.iter().enumerate() {
+            let replaced = match self.schedulers.get_mut(i) {
+                Some(sched) => {
+                    let remap = Remap::between(sched.set(), &svc.backends);
+                    sched.swap(svc.backends.clone(), &remap).is_ok()
+                }
+                None => false,
+            };
+            if !replaced {
+                // A new slot, or more backends than the scheduler has room
+                // for: fresh per-core state (least-connections counts restart).
+                if let Ok(fresh) = Scheduler::new(svc.backends.clone(), scheduler_room(&svc.backends)) {
+                    if i < self.schedulers.len() {
+                        self.schedulers[i] = fresh;
+                    } else {
+                        self.schedulers.push(fresh);
+                    }
+                }
+            }
+            let n = svc.backends.backends().len();
+            match self.counters.backend_packets.get_mut(i) {
+                Some(c) if c.len() >= n => {}
+                Some(c) => {
+                    let mut grown = vec![0u64; n];
+                    grown[..c.len()].copy_from_slice(c);
+                    *c = grown.into();
+                }
+                None => self.counters.backend_packets.push(vec![0u64; n].into()),
+            }
+        }
+        self.topo = topo;
     }
 
     /// Live aliases on this core.
@@ -889,20 +1016,28 @@ impl CoreLb {
             }
         }
         let key = SessionKey::new(si as u16, &identity);
+        let sched = &mut self.schedulers[si];
         let backend = match self.sessions.lookup(hash, &key, now) {
-            Some(e) => e.value(),
-            None => {
-                let Some(b) = self.schedulers[si].pick(hash) else {
+            // A session keeps its backend unless a reload removed it (an
+            // unhealthy tombstone); a drained one (weight 0) keeps serving.
+            Some(e) if sched.set().get(e.value()).is_some_and(|b| b.healthy) => e.value(),
+            Some(e) => {
+                let Some(b) = sched.pick(hash) else {
                     return self.counters.drop(LbDrop::NoBackend);
                 };
-                if self
-                    .sessions
-                    .insert(hash, key, b, svc.lifetime, now)
-                    .is_err()
-                {
+                sched.session_closed(e.value());
+                sched.session_opened(b);
+                e.set_value(b);
+                b
+            }
+            None => {
+                let Some(b) = sched.pick(hash) else {
+                    return self.counters.drop(LbDrop::NoBackend);
+                };
+                if self.sessions.insert(hash, key, b, svc.lifetime, now).is_err() {
                     return self.counters.drop(LbDrop::SessionTableFull);
                 }
-                self.schedulers[si].session_opened(b);
+                sched.session_opened(b);
                 self.counters.sessions_created += 1;
                 b
             }
@@ -1593,6 +1728,60 @@ mod tests {
                 "lifetime 0 removed the alias"
             );
         }
+    }
+
+    #[test]
+    fn reload_keeps_sessions_and_slots() {
+        let mut cs = cores(1, true);
+        let old_topo = cs[0].topo.clone();
+        let mut before = Vec::new();
+        for n in 0..300u32 {
+            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+            before.push(backend_of(&f));
+        }
+        // Reload: ::12 removed, ::14 added, dsr6 removed, web5 added.
+        let cfg2 = CONFIG
+            .replace("[[service.backend]]\n        address = \"2001:db8:1::12\"", "[[service.backend]]\n        address = \"2001:db8:1::14\"")
+            .replace("name = \"dsr6\"", "name = \"web5\"")
+            .replace("vip = \"2001:db8:ffff::81\"", "vip = \"2001:db8:ffff::85\"");
+        let cfg2 = Config::from_toml(&cfg2, "reload").unwrap();
+        let new_topo = Arc::new(old_topo.reloaded(&cfg2).unwrap());
+        let names: Vec<(&str, bool)> = new_topo.services.iter().map(|s| (s.name.as_str(), s.removed)).collect();
+        assert_eq!(names, [("web6", false), ("dsr6", true), ("web4", false), ("web5", false)]);
+        let web6: Vec<(IpAddr, bool)> =
+            new_topo.services[0].backends.backends().iter().map(|b| (b.address, b.healthy)).collect();
+        assert_eq!(
+            web6,
+            [
+                ("2001:db8:1::10".parse().unwrap(), true),
+                ("2001:db8:1::11".parse().unwrap(), true),
+                ("2001:db8:1::12".parse().unwrap(), false),
+                ("2001:db8:1::14".parse().unwrap(), true),
+            ],
+            "indices stable; removed backend is a tombstone; new one appended"
+        );
+        cs[0].set_topology(new_topo);
+        let removed: IpAddr = "2001:db8:1::12".parse().unwrap();
+        let mut moved = 0;
+        for n in 0..300u32 {
+            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 2)));
+            assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
+            let now = backend_of(&f);
+            if before[n as usize] == removed {
+                assert_ne!(now, removed, "sessions on a removed backend pick anew");
+                moved += 1;
+            } else {
+                assert_eq!(now, before[n as usize], "sessions to remaining backends survive");
+            }
+        }
+        assert!(moved > 50, "{moved}");
+        assert_eq!(cs[0].sessions(), 300);
+        // The removed service matches nothing any more; the new one works.
+        let mut f = hao_tcp("2001:db8:c0::1", "2001:db8:100::1", "2001:db8:ffff::81");
+        assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Drop);
+        let mut f = hao_tcp("2001:db8:c0::1", "2001:db8:100::1", "2001:db8:ffff::85");
+        assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dataplane::buckets::BucketMap;
-use crate::dataplane::lb::{AliasUpdate, CoreLb, CoreSizing, Topology};
+use crate::dataplane::lb::{CoreLb, CoreSizing, Topology, WorkerCommand};
 use crate::identity::IdentityHasher;
 use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
 use crate::mgmt::stats::{Counter, WorkerCounters};
@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Replay mode: next hops without a static neighbour get derived MACs.
     pub replay: bool,
+    /// The file the configuration came from (reloaded on SIGHUP); `None`
+    /// for the embedded default.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Why a run ended.
@@ -129,6 +132,8 @@ pub struct RunReport {
     pub session_table_bytes: usize,
     /// Session capacity over all workers.
     pub session_capacity: usize,
+    /// Configuration reloads applied (SIGHUP).
+    pub reloads: u32,
     /// Mbufs not returned to the pool after ports were closed (0 = no leak).
     pub mbufs_leaked: u32,
 }
@@ -154,10 +159,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RuntimeError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop_signal.clone()).map_err(RuntimeError::Signals)?;
     }
+    let reload_signal = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_signal.clone())
+        .map_err(RuntimeError::Signals)?;
 
     dpdk::eal::log_to_stderr()?;
     let eal = Eal::init(cfg.eal_args())?;
-    let result = run_with_eal(&eal, cfg, opts, &stop_signal);
+    let result = run_with_eal(&eal, cfg, opts, &stop_signal, &reload_signal);
     if let Err(e) = eal.cleanup() {
         log::warn!("EAL cleanup: {e}");
     }
@@ -169,6 +177,7 @@ fn run_with_eal(
     cfg: &Config,
     opts: &RunOptions,
     stop_signal: &AtomicBool,
+    reload_signal: &AtomicBool,
 ) -> Result<RunReport, RuntimeError> {
     log::info!(
         "{} up ({}), EAL args: {}",
@@ -250,7 +259,7 @@ fn run_with_eal(
         .iter()
         .map(|p| p.mac())
         .collect::<Result<Vec<_>, _>>()?;
-    let topo = Arc::new(
+    let mut topo = Arc::new(
         Topology::from_config(cfg, &macs, opts.replay)
             .map_err(|e| RuntimeError::Setup(e.to_string()))?,
     );
@@ -281,20 +290,17 @@ fn run_with_eal(
         )?);
     }
     let producers: Vec<_> = rings.iter().map(|(p, _)| p.clone()).collect();
-    // Alias updates from binding updates, broadcast between workers.
-    let mut alias_rings = Vec::with_capacity(nworkers);
+    // Command rings: alias updates broadcast between workers, reloaded
+    // topologies from the management core.
+    let mut command_rings = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
-        alias_rings.push(Some(dpdk::ring::typed_ring::<AliasUpdate>(
-            &format!("roamlb_alias{w}"),
+        command_rings.push(Some(dpdk::ring::typed_ring::<WorkerCommand>(
+            &format!("roamlb_cmd{w}"),
             4 * crate::dataplane::lb::ALIAS_OUTBOX as u32,
             SocketId::ANY,
         )?));
     }
-    let alias_senders: Vec<_> = alias_rings
-        .iter()
-        .flatten()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let command_senders: Vec<_> = command_rings.iter().flatten().map(|(s, _)| s.clone()).collect();
     let mut port_index = vec![
         0u8;
         ports
@@ -340,11 +346,11 @@ fn run_with_eal(
         .map_err(|e| RuntimeError::Setup(format!("worker {w}: {e}")))?;
         session_memory += lb.session_memory();
         session_capacity += lb.session_capacity();
-        let (_, alias_in) = alias_rings[w].take().expect("one alias ring per worker");
+        let (_, commands) = command_rings[w].take().expect("one command ring per worker");
         setups.push(WorkerSetup {
             index: w,
-            alias_in,
-            alias_out: alias_senders.clone(),
+            commands,
+            peers: command_senders.clone(),
             rx: Vec::new(),
             tx,
             handoff_in: consumer,
@@ -402,15 +408,26 @@ fn run_with_eal(
     }
 
     let started = Instant::now();
+    let mut reloads = 0;
     let stop_reason = if launch_error.is_some() {
         StopReason::Signal
     } else {
-        let labels: Vec<(String, String)> = topo
-            .services
-            .iter()
-            .flat_map(|s| s.backends.backends().iter().map(|b| (s.name.clone(), b.address.to_string())))
-            .collect();
-        manage(&labels, cfg, opts, &controls, &ports, stop_signal, started)
+        let mut m = Management {
+            cfg: cfg.clone(),
+            opts,
+            controls: &controls,
+            ports: &ports,
+            stop_signal,
+            reload_signal,
+            topo: topo.clone(),
+            commands: command_senders.clone(),
+            pending_topology: Vec::new(),
+            reloads: 0,
+        };
+        let reason = m.run(started);
+        reloads = m.reloads;
+        topo = m.topo.clone();
+        reason
     };
 
     for c in &controls {
@@ -491,6 +508,7 @@ fn run_with_eal(
         backends,
         session_table_bytes: session_memory,
         session_capacity,
+        reloads,
         mbufs_leaked: leaked,
     })
 }
@@ -507,68 +525,151 @@ fn parse_key(hex: &str) -> [u8; 16] {
     key
 }
 
-/// The management loop: returns when the appliance should stop.
-fn manage(
-    backend_labels: &[(String, String)],
-    cfg: &Config,
-    opts: &RunOptions,
-    controls: &[Arc<WorkerControl>],
-    ports: &[Port],
-    stop_signal: &AtomicBool,
-    started: Instant,
-) -> StopReason {
-    let tick = Duration::from_millis(10);
-    let interval = cfg.management.stats_interval;
-    let mut next_stats = started + interval;
-    let mut last_rx = u64::MAX;
-    let mut last_rx_change = started;
-    let mut previous = WorkerCounters::default();
-    loop {
-        std::thread::sleep(tick);
-        let now = Instant::now();
-        if stop_signal.load(Ordering::Relaxed) {
-            log::info!("signal received: stopping");
-            return StopReason::Signal;
-        }
-        if let Some(d) = opts.duration {
-            if now.duration_since(started) >= d {
-                return StopReason::Duration;
+/// The management loop's state.
+struct Management<'a> {
+    cfg: Config,
+    opts: &'a RunOptions,
+    controls: &'a [Arc<WorkerControl>],
+    ports: &'a [Port],
+    stop_signal: &'a AtomicBool,
+    reload_signal: &'a AtomicBool,
+    topo: Arc<Topology>,
+    commands: Vec<dpdk::ring::Sender<WorkerCommand>>,
+    /// Workers that still have to receive the current topology.
+    pending_topology: Vec<usize>,
+    reloads: u32,
+}
+
+impl Management<'_> {
+    /// Runs until the appliance should stop.
+    fn run(&mut self, started: Instant) -> StopReason {
+        let tick = Duration::from_millis(10);
+        let interval = self.cfg.management.stats_interval;
+        let mut next_stats = started + interval;
+        let mut last_rx = u64::MAX;
+        let mut last_rx_change = started;
+        let mut previous = WorkerCounters::default();
+        loop {
+            std::thread::sleep(tick);
+            let now = Instant::now();
+            if self.stop_signal.load(Ordering::Relaxed) {
+                log::info!("signal received: stopping");
+                return StopReason::Signal;
             }
-        }
-        if let Some(idle) = opts.until_idle {
-            let rx: u64 = controls
-                .iter()
-                .map(|c| c.counters.snapshot().get(Counter::RxPackets))
-                .sum();
-            if rx != last_rx {
-                last_rx = rx;
-                last_rx_change = now;
-            } else if now.duration_since(last_rx_change) >= idle {
-                log::info!(
-                    "no packet received for {}: stopping",
-                    humantime::format_duration(idle)
-                );
-                return StopReason::Idle;
+            if self.reload_signal.swap(false, Ordering::Relaxed) {
+                self.reload();
             }
-        }
-        if now >= next_stats {
-            next_stats += interval;
-            let total = publish_metrics(controls, ports, backend_labels);
-            if cfg.management.log_stats {
-                let secs = interval.as_secs_f64();
-                log::info!(
-                    "rx {:.0} pps, tx {:.0} pps, tx drops {}, idle polls {}",
-                    (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64
-                        / secs,
-                    (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64
-                        / secs,
-                    total.get(Counter::TxFull),
-                    total.get(Counter::IdlePolls),
-                );
+            self.push_topology();
+            if let Some(d) = self.opts.duration {
+                if now.duration_since(started) >= d {
+                    return StopReason::Duration;
+                }
             }
-            previous = total;
+            if let Some(idle) = self.opts.until_idle {
+                let rx: u64 = self.controls.iter().map(|c| c.counters.snapshot().get(Counter::RxPackets)).sum();
+                if rx != last_rx {
+                    last_rx = rx;
+                    last_rx_change = now;
+                } else if now.duration_since(last_rx_change) >= idle {
+                    log::info!("no packet received for {}: stopping", humantime::format_duration(idle));
+                    return StopReason::Idle;
+                }
+            }
+            if now >= next_stats {
+                next_stats += interval;
+                let labels = backend_labels(&self.topo);
+                let total = publish_metrics(self.controls, self.ports, &labels);
+                if self.cfg.management.log_stats {
+                    let secs = interval.as_secs_f64();
+                    log::info!(
+                        "rx {:.0} pps, tx {:.0} pps, tx drops {}, idle polls {}",
+                        (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64 / secs,
+                        (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64 / secs,
+                        total.get(Counter::TxFull),
+                        total.get(Counter::IdlePolls),
+                    );
+                }
+                previous = total;
+            }
         }
     }
+
+    /// SIGHUP: reads the configuration file again; services, backends and
+    /// static neighbours change without a restart, sessions to backends that
+    /// remain keep them. Anything invalid leaves the running configuration
+    /// in place.
+    fn reload(&mut self) {
+        let Some(path) = &self.opts.config_path else {
+            log::warn!("SIGHUP: running the embedded configuration; there is no file to reload");
+            return;
+        };
+        let new = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("SIGHUP: {} not reloaded, the running configuration stays:\n{e}", path.display());
+                return;
+            }
+        };
+        let topo = match self.topo.reloaded(&new) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                log::error!("SIGHUP: {} not reloaded, the running configuration stays: {e}", path.display());
+                return;
+            }
+        };
+        let render = |c: &Config| {
+            [
+                ("eal", toml::to_string(&c.eal)),
+                ("mempool", toml::to_string(&c.mempool)),
+                ("workers", toml::to_string(&c.workers)),
+                ("management", toml::to_string(&c.management)),
+                ("ports", toml::to_string(&PortsView { ports: &c.ports })),
+                ("dataplane", toml::to_string(&c.dataplane)),
+            ]
+        };
+        let needs_restart: Vec<&str> = render(&self.cfg)
+            .into_iter()
+            .zip(render(&new))
+            .filter(|((_, a), (_, b))| a.as_ref().ok() != b.as_ref().ok())
+            .map(|((k, _), _)| k)
+            .collect();
+        if !needs_restart.is_empty() {
+            log::warn!(
+                "SIGHUP: changes to [{}] take effect at the next restart; services, backends and neighbours are applied now",
+                needs_restart.join(", ")
+            );
+        }
+        let live = topo.services.iter().filter(|s| !s.removed).count();
+        log::info!("SIGHUP: {} reloaded: {live} service(s)", path.display());
+        self.topo = topo;
+        self.cfg = new;
+        self.reloads += 1;
+        self.pending_topology = (0..self.commands.len()).collect();
+        self.push_topology();
+    }
+
+    /// Sends the current topology to the workers that do not have it yet (a
+    /// full command ring is retried on the next tick).
+    fn push_topology(&mut self) {
+        let topo = &self.topo;
+        let commands = &self.commands;
+        self.pending_topology
+            .retain(|&w| commands[w].send(WorkerCommand::Topology(topo.clone())).is_err());
+    }
+}
+
+/// Ports rendered for comparison (a TOML document needs a table at the top).
+#[derive(serde::Serialize)]
+struct PortsView<'a> {
+    ports: &'a [crate::config::PortConfig],
+}
+
+/// (service, backend) label pairs, in the order of the published counters.
+fn backend_labels(topo: &Topology) -> Vec<(String, String)> {
+    topo.services
+        .iter()
+        .flat_map(|s| s.backends.backends().iter().map(|b| (s.name.clone(), b.address.to_string())))
+        .collect()
 }
 
 /// Copies worker and port counters into the metrics registry; returns the

@@ -19,15 +19,15 @@ use dpdk::ring::{MbufConsumer, MbufProducer, Receiver, Sender};
 use dpdk::{Mbuf, PacketBurst, RxQueue, TxQueue};
 
 use crate::config::IdleBackoff;
-use crate::dataplane::lb::{AliasUpdate, CoreLb, Frame, LbDrop, Verdict};
+use crate::dataplane::lb::{CoreLb, Frame, LbDrop, Verdict, WorkerCommand};
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
 use crate::packet::DropReason;
 
 /// Iterations between counter publications, expiry slices and stop checks.
 pub const HOUSEKEEPING_EVERY: u64 = 256;
 
-/// Alias updates applied per loop iteration at most.
-const ALIAS_UPDATES_PER_ITERATION: usize = 64;
+/// Commands applied per loop iteration at most.
+const COMMANDS_PER_ITERATION: usize = 64;
 
 /// Session-table slots examined per expiry slice.
 const EXPIRE_BUDGET: usize = 1024;
@@ -80,10 +80,11 @@ pub struct RxBinding {
 pub struct WorkerSetup {
     /// Worker index (0-based).
     pub index: usize,
-    /// Alias updates other workers broadcast to this one.
-    pub alias_in: Receiver<AliasUpdate>,
-    /// Every worker's alias ring, indexed by worker.
-    pub alias_out: Vec<Sender<AliasUpdate>>,
+    /// Commands for this worker: alias updates other workers broadcast, and
+    /// reloaded topologies from the management core.
+    pub commands: Receiver<WorkerCommand>,
+    /// Every worker's command ring, indexed by worker.
+    pub peers: Vec<Sender<WorkerCommand>>,
     /// Queues to poll.
     pub rx: Vec<RxBinding>,
     /// This worker's TX queue on every port, indexed like the configuration.
@@ -232,8 +233,8 @@ impl Dispatch {
 pub fn run(setup: WorkerSetup) -> i32 {
     let WorkerSetup {
         index,
-        mut alias_in,
-        alias_out,
+        mut commands,
+        peers,
         mut rx,
         mut tx,
         mut handoff_in,
@@ -311,15 +312,18 @@ pub fn run(setup: WorkerSetup) -> i32 {
 
         // Binding updates seen here go to every other core; theirs come in.
         d.lb.drain_outbox(|u| {
-            for (w, ring) in alias_out.iter().enumerate() {
-                if w != index && ring.send(*u).is_err() {
+            for (w, ring) in peers.iter().enumerate() {
+                if w != index && ring.send(WorkerCommand::Alias(*u)).is_err() {
                     alias_lost += 1;
                 }
             }
         });
-        for _ in 0..ALIAS_UPDATES_PER_ITERATION {
-            let Some(u) = alias_in.try_recv() else { break };
-            d.lb.apply_alias(&u, now);
+        for _ in 0..COMMANDS_PER_ITERATION {
+            match commands.try_recv() {
+                Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
+                Some(WorkerCommand::Topology(t)) => d.lb.set_topology(t),
+                None => break,
+            }
         }
 
         if received == 0 {
