@@ -56,6 +56,7 @@ use crate::config::{
     Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol,
 };
 use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::neighbor::{self, NdKind};
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{binding_update, identify, Identity, IdentityHasher, IdentityMode};
@@ -74,6 +75,9 @@ pub trait Frame {
     /// Grows the frame by `n` bytes at the front; `false` (nothing changed)
     /// without headroom.
     fn prepend(&mut self, n: usize) -> bool;
+    /// Grows or shrinks the frame at the end to `len` bytes; `false`
+    /// (nothing changed) without tailroom.
+    fn set_len(&mut self, len: usize) -> bool;
     /// Scratch bytes travelling with the frame (the mbuf headroom), used to
     /// hand a resolved identity to the owning core.
     fn scratch(&self) -> &[u8];
@@ -149,15 +153,17 @@ lb_drops! {
     SessionTableFull => "session_table_full",
     /// No route to the next hop (not on-link, no gateway of its family).
     NoRoute => "no_route",
-    /// The next hop's MAC is unknown (no static neighbour; ARP/ND
-    /// resolution is not in this build).
+    /// The next hop's MAC is not known yet: an ARP request or neighbour
+    /// solicitation went out (at most one per next hop per second); the
+    /// packet is not held.
     NeighborUnresolved => "neighbor_unresolved",
     /// Not enough headroom for the encapsulation header.
     EncapNoHeadroom => "encap_no_headroom",
     /// The handoff ring to the owning core was full.
     HandoffRingFull => "handoff_ring_full",
-    /// ARP and ICMPv6 neighbour discovery are not answered in this build.
-    NeighborDiscovery => "arp_nd_not_handled",
+    /// ARP or neighbour discovery that is neither for the appliance nor
+    /// valid (RFC 4861 §7.1), on a port without `forward_to`.
+    NeighborDiscovery => "arp_nd_not_for_us",
     /// A rewrite did not fit the packet (the summary and frame disagree).
     RewriteFailed => "rewrite_failed",
 }
@@ -195,6 +201,12 @@ pub struct LbCounters {
     /// Next hops resolved to derived MACs in replay mode (the ARP/ND
     /// requests a live appliance would have sent).
     pub neighbor_requests_suppressed: u64,
+    /// ARP requests and neighbour solicitations answered.
+    pub neighbor_answers: u64,
+    /// Neighbour bindings learned from ARP/NS/NA.
+    pub neighbors_learned: u64,
+    /// ARP requests and neighbour solicitations sent for next hops.
+    pub neighbor_requests: u64,
     /// Binding updates processed (aliases created or removed).
     pub binding_updates: u64,
     /// Packets whose care-of address resolved to a home address.
@@ -219,6 +231,9 @@ impl LbCounters {
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
+            neighbor_answers: 0,
+            neighbors_learned: 0,
+            neighbor_requests: 0,
             binding_updates: 0,
             alias_hits: 0,
             alias_outbox_full: 0,
@@ -332,6 +347,9 @@ pub struct Topology {
     pub encap_src4: Option<Ipv4Addr>,
     /// IPv6 counterpart.
     pub encap_src6: Option<Ipv6Addr>,
+    /// Per port, the addresses answered to ARP/ND (its own addresses, and
+    /// the VIPs on client-side ports), sorted.
+    pub answers: Vec<Vec<IpAddr>>,
 }
 
 /// Why a [`Topology`] could not be built.
@@ -537,6 +555,18 @@ impl Topology {
             });
         }
         reverse.sort_unstable();
+        let answers: Vec<Vec<IpAddr>> = ports
+            .iter()
+            .map(|p| {
+                let mut a: Vec<IpAddr> = p.prefixes.iter().map(|n| n.addr()).collect();
+                if p.role != PortRole::Server {
+                    a.extend(services.iter().filter(|s| !s.removed).map(|s| s.vip));
+                }
+                a.sort_unstable();
+                a.dedup();
+                a
+            })
+            .collect();
         let mut neighbors: Vec<((u8, IpAddr), [u8; 6])> = cfg
             .neighbor
             .iter()
@@ -553,6 +583,7 @@ impl Topology {
             replay,
             encap_src4,
             encap_src6,
+            answers,
         })
     }
 
@@ -576,6 +607,22 @@ impl Topology {
             .take_while(|(a, _)| *a == src)
             .map(|(_, s)| usize::from(*s))
             .find(|&s| self.services[s].matches(protocol, port))
+    }
+
+    /// Whether the appliance answers ARP/ND for `addr` on `port`.
+    #[inline]
+    fn answers(&self, port: u8, addr: IpAddr) -> bool {
+        self.answers.get(usize::from(port)).is_some_and(|a| a.binary_search(&addr).is_ok())
+    }
+
+    /// The port's own address of `family_of`'s family (source of requests).
+    fn port_address(&self, port: u8, family_of: IpAddr) -> Option<IpAddr> {
+        self.ports
+            .get(usize::from(port))?
+            .prefixes
+            .iter()
+            .map(|n| n.addr())
+            .find(|a| a.is_ipv4() == family_of.is_ipv4())
     }
 
     #[inline]
@@ -676,11 +723,36 @@ pub struct AliasUpdate {
     pub lifetime: u32,
 }
 
+/// A neighbour binding learned by one core, for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborUpdate {
+    /// The neighbour's address.
+    pub ip: IpAddr,
+    /// Its MAC.
+    pub mac: [u8; 6],
+}
+
+/// A neighbour-resolution request to send: ARP or NS for `target` out of
+/// `port`, from `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborRequest {
+    /// Output port.
+    pub port: u8,
+    /// Our address on it.
+    pub source: IpAddr,
+    /// The next hop to resolve.
+    pub target: IpAddr,
+    /// The port's MAC.
+    pub mac: [u8; 6],
+}
+
 /// A message to a worker, applied between bursts.
 #[derive(Debug)]
 pub enum WorkerCommand {
     /// A care-of alias from another core's binding update.
     Alias(AliasUpdate),
+    /// A neighbour learned by another core.
+    Neighbor(NeighborUpdate),
     /// A reloaded topology (services, backends, neighbours).
     Topology(Arc<Topology>),
 }
@@ -707,6 +779,13 @@ fn scheduler_room(set: &BackendSet) -> usize {
     set.backends().len().max(256)
 }
 
+/// Neighbour updates and requests a core can queue between two drains.
+pub const NEIGHBOR_OUTBOX: usize = 64;
+
+/// A next hop being resolved: the MAC cached meanwhile (all zero), for one
+/// second, so at most one request per next hop per second goes out.
+const NEIGHBOR_PENDING: [u8; 6] = [0; 6];
+
 /// Neighbour-cache entries live this long (seconds) before a re-resolution.
 const NEIGHBOR_LIFETIME: u32 = 300;
 
@@ -722,6 +801,8 @@ pub struct CoreLb {
     aliases: Table<Ipv6Addr, Ipv6Addr>,
     outbox: Vec<AliasUpdate>,
     neighbors: Table<IpAddr, [u8; 6]>,
+    learned: Vec<NeighborUpdate>,
+    requests: Vec<NeighborRequest>,
     schedulers: Vec<Scheduler>,
     parsed: Parsed,
     /// Counters, read and published by the worker loop.
@@ -762,6 +843,8 @@ impl CoreLb {
             sessions: Table::with_capacity(sizing.sessions)?,
             aliases: Table::with_capacity(sizing.aliases)?,
             outbox: Vec::with_capacity(ALIAS_OUTBOX),
+            learned: Vec::with_capacity(NEIGHBOR_OUTBOX),
+            requests: Vec::with_capacity(NEIGHBOR_OUTBOX),
             neighbors: Table::with_capacity(sizing.neighbors)?,
             schedulers,
             parsed: Parsed::default(),
@@ -831,6 +914,78 @@ impl CoreLb {
             }
         }
         self.topo = topo;
+    }
+
+    /// Applies a neighbour learned by another core.
+    pub fn apply_neighbor(&mut self, u: &NeighborUpdate, now: u32) {
+        let hash = self.hasher.hash(&Identity::Source(u.ip));
+        let _ = self.neighbors.insert(hash, u.ip, u.mac, NEIGHBOR_LIFETIME, now);
+    }
+
+    /// Hands learned neighbours (for the other cores) and pending requests
+    /// (to send) to the worker loop, and empties both queues.
+    pub fn drain_neighbor_work(
+        &mut self,
+        mut learned: impl FnMut(&NeighborUpdate),
+        mut request: impl FnMut(&NeighborRequest),
+    ) {
+        for u in &self.learned {
+            learned(u);
+        }
+        self.learned.clear();
+        for r in &self.requests {
+            request(r);
+        }
+        self.requests.clear();
+    }
+
+    fn learn_neighbor(&mut self, ip: IpAddr, mac: [u8; 6], now: u32) {
+        let hash = self.hasher.hash(&Identity::Source(ip));
+        if self.neighbors.get(hash, &ip, now).is_some_and(|e| e.value() == mac) {
+            return;
+        }
+        if self.neighbors.insert(hash, ip, mac, NEIGHBOR_LIFETIME, now).is_ok() {
+            self.counters.neighbors_learned += 1;
+            if self.learned.len() < NEIGHBOR_OUTBOX {
+                self.learned.push(NeighborUpdate { ip, mac });
+            }
+        }
+    }
+
+    /// ARP and neighbour discovery: learn, answer what asks for us, bridge
+    /// or drop the rest.
+    fn neighbor_control<F: Frame>(&mut self, f: &mut F, p: &Parsed, topo: &Topology, in_port: u8, now: u32) -> Verdict {
+        let Some(kind) = neighbor::classify(f.bytes(), p) else {
+            return self.l2_control(topo, in_port);
+        };
+        if let Some((ip, mac)) = neighbor::learn(f.bytes(), p) {
+            if !topo.answers(in_port, ip) {
+                self.learn_neighbor(ip, mac, now);
+            }
+        }
+        let mac = topo.ports[usize::from(in_port)].mac;
+        let answered = match kind {
+            NdKind::ArpRequest { target } if topo.answers(in_port, IpAddr::V4(target)) => {
+                neighbor::answer_arp(f.bytes_mut(), p, mac)
+            }
+            NdKind::Solicitation { target } if topo.answers(in_port, IpAddr::V6(target)) => {
+                let len = usize::from(p.l4_offset) + neighbor::NA_LEN;
+                f.set_len(len) && neighbor::answer_ns(f.bytes_mut(), p, mac)
+            }
+            _ => false,
+        };
+        if answered {
+            self.counters.neighbor_answers += 1;
+            return Verdict::Transmit(in_port);
+        }
+        match topo.ports[usize::from(in_port)].forward_to {
+            Some(out) => {
+                self.counters.raw_forwarded += 1;
+                Verdict::Transmit(out)
+            }
+            // Consumed (learned from, or about someone else): not an error.
+            None => Verdict::Drop,
+        }
     }
 
     /// Live aliases on this core.
@@ -925,10 +1080,10 @@ impl CoreLb {
                 (Some(s), Some(d)) => (s, d),
                 _ => return self.counters.drop(LbDrop::RewriteFailed),
             },
-            _ => return self.l2_control(&topo, in_port),
+            _ => return self.neighbor_control(f, &p, &topo, in_port, now),
         };
         if is_neighbor_discovery(&p, frame) {
-            return self.l2_control(&topo, in_port);
+            return self.neighbor_control(f, &p, &topo, in_port, now);
         }
         let ports = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some((p.src_port, p.dst_port));
@@ -1114,7 +1269,8 @@ impl CoreLb {
             None => {
                 let hash = self.hasher.hash(&Identity::Source(nh));
                 match self.neighbors.lookup(hash, &nh, now) {
-                    Some(e) => e.value(),
+                    Some(e) if e.value() != NEIGHBOR_PENDING => e.value(),
+                    Some(_) => return Err(LbDrop::NeighborUnresolved),
                     None if topo.replay => {
                         // The request a live appliance would send; the
                         // derived answer is cached like a real one.
@@ -1123,7 +1279,24 @@ impl CoreLb {
                         let _ = self.neighbors.insert(hash, nh, m, NEIGHBOR_LIFETIME, now);
                         m
                     }
-                    None => return Err(LbDrop::NeighborUnresolved),
+                    None => {
+                        // Ask once; until the answer arrives (or a second
+                        // passes) packets to this next hop are dropped.
+                        if let Some(source) = topo.port_address(port, nh) {
+                            if self.requests.len() < NEIGHBOR_OUTBOX
+                                && self.neighbors.insert(hash, nh, NEIGHBOR_PENDING, 1, now).is_ok()
+                            {
+                                self.requests.push(NeighborRequest {
+                                    port,
+                                    source,
+                                    target: nh,
+                                    mac: topo.ports[usize::from(port)].mac,
+                                });
+                                self.counters.neighbor_requests += 1;
+                            }
+                        }
+                        return Err(LbDrop::NeighborUnresolved);
+                    }
                 }
             }
         };
@@ -1248,6 +1421,10 @@ mod tests {
                 return false;
             }
             self.start -= n;
+            true
+        }
+        fn set_len(&mut self, len: usize) -> bool {
+            self.buf.resize(self.start + len, 0);
             true
         }
         fn scratch(&self) -> &[u8] {
@@ -1782,6 +1959,76 @@ mod tests {
         assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Drop);
         let mut f = hao_tcp("2001:db8:c0::1", "2001:db8:100::1", "2001:db8:ffff::85");
         assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
+    }
+
+    #[test]
+    fn arp_and_nd_are_answered_for_our_addresses_and_vips() {
+        let mut cs = cores(1, false);
+        let their_mac = [2, 0, 0, 0, 0xbb, 2];
+        // ARP for the IPv4 VIP on the client side.
+        let mut buf = vec![0u8; 60];
+        neighbor::arp_request(&mut buf, their_mac, "198.51.100.9".parse().unwrap(), "198.51.100.80".parse().unwrap());
+        let mut f = TestFrame::new(buf);
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(0));
+        assert_eq!(&f.bytes()[0..6], &their_mac);
+        assert_eq!(&f.bytes()[6..12], &CLIENT_MAC);
+        // NS for the server port's own address, without options to grow into.
+        let mut buf = vec![0u8; 86];
+        neighbor::neighbor_solicitation(&mut buf, their_mac, "2001:db8:1::10".parse().unwrap(), "2001:db8:1::1".parse().unwrap());
+        let mut f = TestFrame::new(buf);
+        assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Transmit(1));
+        let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
+        assert_eq!(neighbor::classify(f.bytes(), &p), Some(NdKind::Advertisement));
+        // Not ours: learned from, not answered.
+        let mut buf = vec![0u8; 60];
+        neighbor::arp_request(&mut buf, their_mac, "192.0.2.77".parse().unwrap(), "192.0.2.99".parse().unwrap());
+        let mut f = TestFrame::new(buf);
+        assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Drop);
+        assert_eq!(cs[0].counters.neighbor_answers, 2);
+        assert_eq!(cs[0].counters.neighbors_learned, 3, "both solicitors and the stranger");
+    }
+
+    #[test]
+    fn next_hops_are_resolved_by_solicitation() {
+        let mut cs = cores(1, false);
+        // Find an identity whose backend has no static neighbour.
+        let (spi, backend) = (0..64u32)
+            .find_map(|n| {
+                let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+                let v = cs[0].process(&mut f, 0, 0, false);
+                (v == Verdict::Drop).then(|| {
+                    let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
+                    (n + 1, dst_addr(f.bytes(), &p).unwrap())
+                })
+            })
+            .expect("some identity maps to a backend without a static neighbour");
+        // (A dropped frame is freed by the worker; each attempt is a new one.)
+        let fresh = || TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(spi, 2)));
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize], 1);
+        let mut requests = Vec::new();
+        cs[0].drain_neighbor_work(|_| {}, |r| requests.push(*r));
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].target, backend);
+        assert_eq!(requests[0].source, "2001:db8:1::1".parse::<IpAddr>().unwrap());
+        assert_eq!(requests[0].port, 1);
+        // While the answer is pending, no second request.
+        assert_eq!(cs[0].process(&mut fresh(), 0, 0, false), Verdict::Drop);
+        cs[0].drain_neighbor_work(|_| {}, |r| panic!("second request {r:?}"));
+        // The backend answers (a solicited NA); the next packet goes through.
+        let backend_mac = [2, 0, 0, 0, 0xcc, 3];
+        let IpAddr::V6(b6) = backend else { unreachable!() };
+        let mut ns = vec![0u8; 86];
+        neighbor::neighbor_solicitation(&mut ns, SERVER_MAC, "2001:db8:1::1".parse().unwrap(), b6);
+        let mut na = TestFrame::new(ns);
+        let p = crate::packet::parse(na.bytes(), &ParseConfig::new()).unwrap();
+        assert!(neighbor::answer_ns(na.bytes_mut(), &p, backend_mac));
+        assert_eq!(cs[0].process(&mut na, 1, 0, false), Verdict::Drop, "consumed");
+        let mut learned = Vec::new();
+        cs[0].drain_neighbor_work(|u| learned.push(*u), |_| {});
+        assert_eq!(learned, [NeighborUpdate { ip: backend, mac: backend_mac }]);
+        let mut f = fresh();
+        assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
+        assert_eq!(&f.bytes()[0..6], &backend_mac);
     }
 
     #[test]

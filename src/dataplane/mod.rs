@@ -23,5 +23,6 @@
 pub mod buckets;
 pub mod lb;
 pub mod maglev;
+pub mod neighbor;
 pub mod scheduler;
 pub mod table;

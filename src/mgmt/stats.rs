@@ -76,6 +76,12 @@ counters! {
     Sessions => "sessions",
     /// Next hops resolved to derived MACs in replay mode (would-be ARP/ND requests).
     NeighborRequestsSuppressed => "neighbor_requests_suppressed",
+    /// ARP requests and neighbour solicitations answered.
+    NeighborAnswers => "neighbor_answers",
+    /// Neighbour bindings learned from ARP/NS/NA.
+    NeighborsLearned => "neighbors_learned",
+    /// ARP requests and neighbour solicitations sent for next hops.
+    NeighborRequests => "neighbor_requests",
     /// Binding updates that created or removed a care-of alias.
     BindingUpdates => "binding_updates",
     /// Packets whose care-of address resolved to a home address.
@@ -84,8 +90,8 @@ counters! {
     Aliases => "aliases",
     /// Alias updates lost because the outbox was full.
     AliasOutboxFull => "alias_outbox_full",
-    /// Alias updates lost because another worker's alias ring was full.
-    AliasRingFull => "alias_ring_full",
+    /// Alias or neighbour updates lost because another worker's command ring was full.
+    CommandRingFull => "command_ring_full",
     /// Aliases refused by a full alias table.
     AliasTableFull => "alias_table_full",
 }

@@ -357,6 +357,7 @@ fn run_with_eal(
             handoff_out: producers.clone(),
             port_index: port_index.clone(),
             lb,
+            pool: pool.clone(),
             burst: cfg.workers.burst as usize,
             idle: cfg.workers.idle,
             idle_sleep_us: cfg.workers.idle_sleep.as_micros().min(u32::MAX as u128) as u32,

@@ -19,7 +19,12 @@ use dpdk::ring::{MbufConsumer, MbufProducer, Receiver, Sender};
 use dpdk::{Mbuf, PacketBurst, RxQueue, TxQueue};
 
 use crate::config::IdleBackoff;
-use crate::dataplane::lb::{CoreLb, Frame, LbDrop, Verdict, WorkerCommand};
+use std::net::IpAddr;
+
+use dpdk::Mempool;
+
+use crate::dataplane::lb::{CoreLb, Frame, LbDrop, NeighborRequest, Verdict, WorkerCommand};
+use crate::dataplane::neighbor;
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
 use crate::packet::DropReason;
 
@@ -97,6 +102,8 @@ pub struct WorkerSetup {
     pub port_index: Vec<u8>,
     /// The load balancer of this core.
     pub lb: CoreLb,
+    /// The mbuf pool (for the ARP/ND requests the worker originates).
+    pub pool: Arc<Mempool>,
     /// Packets per RX burst.
     pub burst: usize,
     /// Backoff after an empty iteration.
@@ -128,6 +135,17 @@ impl Frame for Mbuf {
             .ok()
             .and_then(|n| Mbuf::prepend(self, n))
             .is_some()
+    }
+    #[inline]
+    fn set_len(&mut self, len: usize) -> bool {
+        let have = self.len();
+        match len.cmp(&have) {
+            std::cmp::Ordering::Equal => true,
+            std::cmp::Ordering::Greater => {
+                u16::try_from(len - have).ok().and_then(|n| self.append(n)).is_some()
+            }
+            std::cmp::Ordering::Less => u16::try_from(have - len).is_ok_and(|n| self.trim(n)),
+        }
     }
     #[inline]
     fn scratch(&self) -> &[u8] {
@@ -212,6 +230,9 @@ impl Dispatch {
             lb.neighbor_requests_suppressed,
         );
         c.set(Counter::BindingUpdates, lb.binding_updates);
+        c.set(Counter::NeighborAnswers, lb.neighbor_answers);
+        c.set(Counter::NeighborsLearned, lb.neighbors_learned);
+        c.set(Counter::NeighborRequests, lb.neighbor_requests);
         c.set(Counter::AliasHits, lb.alias_hits);
         c.set(Counter::Aliases, self.lb.aliases() as u64);
         c.set(Counter::AliasOutboxFull, lb.alias_outbox_full);
@@ -241,6 +262,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         handoff_out,
         port_index,
         lb,
+        pool,
         burst,
         idle,
         idle_sleep_us,
@@ -264,7 +286,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut rx_burst = PacketBurst::new();
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
-    let mut alias_lost: u64 = 0;
+    let mut commands_lost: u64 = 0;
     let hz = tsc_hz.max(1);
 
     loop {
@@ -272,7 +294,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let now_tsc = dpdk::time::tsc();
         let now = (now_tsc.wrapping_sub(start_tsc) / hz) as u32;
         if iteration % HOUSEKEEPING_EVERY == 0 {
-            d.counters.set(Counter::AliasRingFull, alias_lost);
+            d.counters.set(Counter::CommandRingFull, commands_lost);
             d.lb.expire(now, EXPIRE_BUDGET);
             d.publish(&control);
             if control.stop.load(Ordering::Relaxed) {
@@ -310,17 +332,41 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
 
+        // Neighbours learned here go to every other core; requests for
+        // unresolved next hops are built in fresh mbufs and queued for TX.
+        let Dispatch { lb, pending, counters, .. } = &mut d;
+        lb.drain_neighbor_work(
+            |u| {
+                for (w, ring) in peers.iter().enumerate() {
+                    if w != index && ring.send(WorkerCommand::Neighbor(*u)).is_err() {
+                        commands_lost += 1;
+                    }
+                }
+            },
+            |r| {
+                if let Some(m) = neighbor_request(&pool, r) {
+                    if let Some(buf) = pending.get_mut(usize::from(r.port)) {
+                        if let Err(m) = buf.push(m) {
+                            counters.inc(Counter::TxFull);
+                            drop(m);
+                        }
+                    }
+                }
+            },
+        );
+
         // Binding updates seen here go to every other core; theirs come in.
         d.lb.drain_outbox(|u| {
             for (w, ring) in peers.iter().enumerate() {
                 if w != index && ring.send(WorkerCommand::Alias(*u)).is_err() {
-                    alias_lost += 1;
+                    commands_lost += 1;
                 }
             }
         });
         for _ in 0..COMMANDS_PER_ITERATION {
             match commands.try_recv() {
                 Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
+                Some(WorkerCommand::Neighbor(u)) => d.lb.apply_neighbor(&u, now),
                 Some(WorkerCommand::Topology(t)) => d.lb.set_topology(t),
                 None => break,
             }
@@ -341,10 +387,22 @@ pub fn run(setup: WorkerSetup) -> i32 {
     for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
         flush(q, buf, &mut d.counters);
     }
-    d.counters.set(Counter::AliasRingFull, alias_lost);
+    d.counters.set(Counter::CommandRingFull, commands_lost);
     d.publish(&control);
     log::debug!("worker {index}: stopped");
     0
+}
+
+/// Builds an ARP request or neighbour solicitation in a fresh mbuf.
+fn neighbor_request(pool: &Mempool, r: &NeighborRequest) -> Option<Mbuf> {
+    let mut m = pool.alloc()?;
+    let buf = m.append(96)?;
+    let len = match (r.source, r.target) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => neighbor::arp_request(buf, r.mac, s, t)?,
+        (IpAddr::V6(s), IpAddr::V6(t)) => neighbor::neighbor_solicitation(buf, r.mac, s, t)?,
+        _ => return None,
+    };
+    m.trim((96 - len) as u16).then_some(m)
 }
 
 #[inline]
