@@ -111,6 +111,10 @@ pub struct GenArgs {
     /// Write the traffic to this pcap instead of sending it (no EAL; needs --count).
     #[arg(long, value_name = "FILE")]
     pub write_pcap: Option<PathBuf>,
+    /// Verify a capture of what the appliance sent toward the backends
+    /// against the first --count packets of this profile (no EAL).
+    #[arg(long, value_name = "FILE", conflicts_with = "write_pcap")]
+    pub verify_pcap: Option<PathBuf>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +150,26 @@ pub fn run(args: GenArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &args.verify_pcap {
+        let Some(count) = args.count else {
+            eprintln!("roamlb gen: --verify-pcap needs --count (of the generated capture)");
+            return ExitCode::from(2);
+        };
+        return match super::verify_pcap(&profile, count, path) {
+            Ok(r) => {
+                if args.json {
+                    println!("{}", serde_json::to_string(&r).expect("report serialises"));
+                } else {
+                    live::print_verify(&r);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("roamlb gen: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(path) = &args.write_pcap {
         let Some(count) = args.count else {
             eprintln!("roamlb gen: --write-pcap needs --count");

@@ -137,6 +137,30 @@ pub fn write_pcap(
     })
 }
 
+/// Checks a capture of what the appliance sent toward the backends against
+/// the first `count` packets of `profile` (regenerated to know how many each
+/// flow sent): loss, duplicates, reordering, affinity. No latency (a
+/// capture's marks carry generation time, not a TSC).
+pub fn verify_pcap(profile: &Profile, count: u64, path: &Path) -> Result<VerifyReport, GenError> {
+    let err = |msg: String| GenError::Pcap {
+        path: path.display().to_string(),
+        msg,
+    };
+    let mut g = Generator::new(profile).map_err(GenError::Options)?;
+    for _ in 0..count {
+        g.plan();
+    }
+    let mut v = Verifier::new(g.nodes(), g.nodes().saturating_add(1 << 31), 0);
+    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut r = pcap_file::pcap::PcapReader::new(std::io::BufReader::new(f))
+        .map_err(|e| err(e.to_string()))?;
+    while let Some(p) = r.next_packet() {
+        let p = p.map_err(|e| err(e.to_string()))?;
+        v.on_frame(&p.data, 0);
+    }
+    Ok(v.report(g.sent_per_node()))
+}
+
 /// Parses a MAC address `xx:xx:xx:xx:xx:xx`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     s.parse::<crate::config::MacAddr>().map(|m| m.0)

@@ -293,8 +293,10 @@ pub fn spi(node: u32) -> u32 {
     0x1000_0000 | (node & 0x0fff_ffff)
 }
 
+/// Source ports come from the dynamic range (RFC 6335 §6), so dissectors do
+/// not mistake the payload for a registered protocol.
 fn src_port(node: u32) -> u16 {
-    1024 + (node % 60000) as u16
+    49152 + (node % 16384) as u16
 }
 
 impl Template {
