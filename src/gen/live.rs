@@ -291,11 +291,9 @@ fn run_with_eal(
             rx_missed: s.imissed,
         });
     }
+    // Free what the bursts hold before the ports close.
     drop(rxb);
     drop(txb);
-    drop(txq);
-    drop(tx_rxq);
-    drop(rx_rxq);
     if let Some(p) = rx_port {
         p.close()?;
     }

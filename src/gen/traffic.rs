@@ -318,10 +318,10 @@ impl Template {
         let len = if bu {
             l4 + l4_hdr
         } else {
-            (p.size.saturating_sub(FCS_LEN))
-                .max(l4 + l4_hdr + MARK_LEN)
-                .max(60)
-                .min(MAX_FRAME)
+            // Headers + mark are at most 114 octets, below MAX_FRAME.
+            p.size
+                .saturating_sub(FCS_LEN)
+                .clamp((l4 + l4_hdr + MARK_LEN).max(60), MAX_FRAME)
         };
         let mut f = vec![0u8; len];
         EthernetRepr {
@@ -575,7 +575,7 @@ impl Generator {
         templates.push(Template::build(p, Kind::Bu, true));
         let mut kinds = Vec::new();
         for &(k, n) in &p.mix.0 {
-            kinds.extend(std::iter::repeat_n(k, n as usize));
+            kinds.extend(std::iter::repeat(k).take(n as usize));
         }
         // Interleave so that consecutive node ids have different kinds.
         let mut spread = Vec::with_capacity(kinds.len());
