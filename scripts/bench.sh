@@ -182,25 +182,33 @@ stop_dut() {
 
 run_one() { # $1 scenario name, $2 profile, $3 dut, $4 pair index
     start_dut "$3"
-    local t0 d0 t1 d1 out
+    local t0 d0 t1 d1 out gpid
+    # The DUT's CPU share is sampled while the generator still runs (a memif
+    # peer's disconnect ends the comparable part of the run).
     t0=$(date +%s.%N); d0=$(ticks "$DUT_PID")
     # shellcheck disable=SC2086
-    out=$(taskset -c 0 timeout $((SECONDS_RUN + WARMUP + 40)) "$BIN" gen $2 --rate max --duration $((SECONDS_RUN + WARMUP)) \
+    taskset -c 0 timeout $((SECONDS_RUN + WARMUP + 40)) "$BIN" gen $2 --rate max --duration $((SECONDS_RUN + WARMUP)) \
         --warmup "$WARMUP" --drain 0.3 --link-wait 15 --no-verify --spin --json -- \
         -l 0 --file-prefix "$TAG-gen" --huge-unlink -m 256 --no-pci --log-level=warning \
         --vdev "net_memif0,role=client,socket=$CLIENT_SOCK,id=0" \
-        --vdev "net_memif1,role=client,socket=$SERVER_SOCK,id=0" 2>"$WORK/gen.err") || {
-        echo "bench.sh: gen failed in $1 ($3):" >&2; tail -5 "$WORK/gen.err" >&2; out='{}'; }
+        --vdev "net_memif1,role=client,socket=$SERVER_SOCK,id=0" >"$WORK/gen.json" 2>"$WORK/gen.err" &
+    gpid=$!
+    # The sending window ends SECONDS_RUN + WARMUP after the generator's EAL
+    # start (well under a second); sample just before that.
+    sleep "$((SECONDS_RUN + WARMUP))"
     t1=$(date +%s.%N); d1=$(ticks "$DUT_PID")
+    if wait "$gpid"; then out=$(cat "$WORK/gen.json"); else
+        echo "bench.sh: gen failed in $1 ($3):" >&2; tail -5 "$WORK/gen.err" >&2; out='{}'; fi
+    kill -0 "$DUT_PID" 2>/dev/null || { echo "bench.sh: note: the DUT ($3) had exited when the generator finished; its log:" >&2; tail -3 "$WORK/dut-$3.log" >&2; }
     stop_dut
     rm -rf "/var/run/dpdk/$TAG-gen"
     python3 - "$1" "$3" "$4" "$t0" "$t1" "$d0" "$d1" "$out" >>"$RUNS" <<'PY'
 import json, sys
 name, dut, pair, t0, t1, d0, d1, out = sys.argv[1:]
 g = json.loads(out) if out.strip() else {}
-dut_cpu = (int(d1) - int(d0)) / 100.0 / max(float(t1) - float(t0), 1e-9)
+dut_cpu = max(0, int(d1) - int(d0)) / 100.0 / max(float(t1) - float(t0), 1e-9)
 gen_cpu = g.get("cpu_share", 0.0)
-ok = bool(g) and dut_cpu >= 0.95 and gen_cpu >= 0.95
+ok = bool(g) and int(d1) > 0 and dut_cpu >= 0.95 and gen_cpu >= 0.95
 print(json.dumps({"scenario": name, "dut": dut, "pair": int(pair),
                   "mpps": round(g.get("rx_mpps", 0.0), 4), "tx_mpps": round(g.get("tx_mpps", 0.0), 4),
                   "gen_cpu": round(gen_cpu, 3), "dut_cpu": round(dut_cpu, 3), "valid": ok,
