@@ -134,14 +134,16 @@ fn memory_section() -> &'static str {
     }
 }
 
-/// The DNAT configuration the live test and scripts/bench.sh use too.
-pub fn dnat_services() -> &'static str {
-    r#"
+/// Services in `forwarding` mode (`dnat` or `dsr`).
+fn services(forwarding: &str) -> String {
+    format!(
+        r#"
 [[service]]
 name = "mobile6"
 vip = "2001:db8:ffff::80"
 protocol = "any"
 identity = "slaac"
+forwarding = "{forwarding}"
 [[service.backend]]
 address = "2001:db8:1::10"
 [[service.backend]]
@@ -152,15 +154,26 @@ address = "2001:db8:1::12"
 name = "web4"
 vip = "198.51.100.80"
 protocol = "any"
+forwarding = "{forwarding}"
 [[service.backend]]
 address = "192.0.2.30"
 [[service.backend]]
 address = "192.0.2.31"
 "#
+    )
 }
 
+/// DNAT rewrites the destination; DSR prepends an outer header. Either way
+/// the mark at the end of the frame is found and the backend is the
+/// outermost destination.
 #[test]
 fn gen_capture_through_replay_keeps_affinity() {
+    for forwarding in ["dnat", "dsr"] {
+        through_replay(forwarding);
+    }
+}
+
+fn through_replay(forwarding: &str) {
     let dir = tempfile::tempdir().unwrap();
     let profile = ["--count", "20000", "--nodes", "2000", "--size", "128", "--new-share", "0.05"];
     let (input, r) = write(dir.path(), "in.pcap", &profile);
@@ -171,7 +184,7 @@ fn gen_capture_through_replay_keeps_affinity() {
          [[ports]]\nname = \"server\"\ndevice = \"net_ring1\"\nrole = \"server\"\n\
          addresses = [\"2001:db8:1::1/64\", \"192.0.2.1/24\"]\n{}",
         memory_section(),
-        dnat_services()
+        services(forwarding)
     );
     let cfg_path = dir.path().join("roamlb.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -194,9 +207,9 @@ fn gen_capture_through_replay_keeps_affinity() {
         .output()
         .unwrap();
     let v = json(o, "gen --verify-pcap");
-    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["lost"], 0, "{forwarding}: {v}");
     assert_eq!(v["duplicates"], 0);
-    assert_eq!(v["affinity_violations"], 0, "{v}");
+    assert_eq!(v["affinity_violations"], 0, "{forwarding}: {v}");
     assert_eq!(v["flows_seen"], 2000);
     assert_eq!(v["new_identity_packets"], r["generated"]["new_identity"]);
     assert_eq!(v["flow_packets"], r["generated"]["data"]);
