@@ -13,6 +13,7 @@
 pub mod classify;
 pub mod config;
 pub mod dataplane;
+pub mod gen;
 pub mod identity;
 pub mod mgmt;
 pub mod packet;

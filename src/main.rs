@@ -74,6 +74,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate mobile-node traffic on DPDK ports and verify what comes back
+    /// (or write it to a capture with --write-pcap).
+    Gen(Box<roamlb::gen::cli::GenArgs>),
     /// Validate a configuration and print the effective settings.
     CheckConfig {
         /// Configuration file (TOML).
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Gen(args) => roamlb::gen::cli::run(*args),
         Command::Classify {
             pcap,
             identity_mode,

@@ -517,4 +517,22 @@ impl TxQueue {
         burst.clear();
         (sent, dropped)
     }
+
+    /// Transmits what the driver takes now and keeps the rest in `burst`, in
+    /// order, for the next call (a generator that must not lose packets it
+    /// numbered). Returns how many were sent.
+    #[inline]
+    pub fn send_some(&mut self, burst: &mut PacketBurst) -> usize {
+        let (ptr, len) = burst.filled_raw();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: ptr holds len owned mbufs; this handle is the queue's only
+        // sender. The driver takes ownership of the first `sent`, which
+        // consume_front then forgets; the rest stay owned by the burst.
+        let sent =
+            unsafe { ffi::rte_eth_tx_burst(self.port.0, self.queue.0, ptr, len as u16) } as usize;
+        burst.consume_front(sent);
+        sent
+    }
 }
