@@ -611,6 +611,18 @@ mod tests {
         assert_eq!(&b[64..80], &m.finalize().into_bytes()[..16]);
     }
 
+    /// The example in docs/notify.md, as `ha_notify.py` printed it.
+    const FIXTURE: &str = "524c424e010000000000019aa940fd40000000000000002a0000025800000000\
+                           20010db8000100000000000000000010\
+                           20010db8009900000000000000000002\
+                           245b36eddf93789cb6b7f1f037c0c384";
+
+    #[test]
+    fn documented_example() {
+        assert_eq!(hex(&encode(&note(), &key())), FIXTURE);
+        assert_eq!(verify(&unhex(FIXTURE), &key(), NOW, SKEW), Ok(note()));
+    }
+
     /// RFC 4231 test case 2 ("Jefe") is too short a key for us; case 1's
     /// 20-octet key checks the crate and the truncation.
     #[test]
@@ -1114,7 +1126,7 @@ mod tests {
             "--pcap",
             pcap_s,
             "--dport",
-            "4791",
+            "9797",
         ];
         let mut v4 = base.to_vec();
         v4.extend(["--src", "192.0.2.1", "--dst", "192.0.2.2", "--count", "2"]);
@@ -1139,7 +1151,7 @@ mod tests {
             let frame = &p.data[..];
             let parsed = crate::packet::parse(frame, &cfg).unwrap();
             assert_eq!(parsed.protocol, crate::packet::IpProtocol::Udp);
-            assert_eq!(parsed.dst_port, 4791);
+            assert_eq!(parsed.dst_port, 9797);
             let payload = &frame[usize::from(parsed.l4_offset) + 8..usize::from(parsed.l3_end)];
             got.push((
                 parsed.l3,
