@@ -4,8 +4,8 @@
 //! balancer directly that a mobile node's care-of address changed: one UDP
 //! datagram of exactly [`NOTIFY_LEN`] (80) octets, authenticated with
 //! HMAC-SHA256 under a key shared with the home agent and truncated to 16
-//! octets (RFC 2104 §5; 128 bits is the floor RFC 4868 §2.6 keeps for
-//! SHA-256). An accepted notification does what a Binding Update does: it
+//! octets (RFC 2104 §5 allows half the hash output; RFC 4868 §2.6 truncates
+//! HMAC-SHA-256 to the same 128 bits for IPsec). An accepted notification does what a Binding Update does: it
 //! aliases the care-of address to the home address's session
 //! ([`Notification::alias_update`] gives the [`AliasUpdate`] that
 //! [`CoreLb::apply_alias`](crate::dataplane::lb::CoreLb::apply_alias) and the
@@ -132,8 +132,9 @@ pub const MAC_LEN: usize = field::MAC.end - field::MAC.start;
 /// Longest accepted lifetime: a Binding Update's maximum, 65535 units of 4
 /// seconds (RFC 6275 §6.1.7).
 pub const MAX_LIFETIME_SECS: u32 = 65_535 * 4;
-/// Shortest shared key, in octets (RFC 2104 §3: not below the hash output's
-/// half; 16 octets is the floor RFC 4868 §2.1.2 allows).
+/// Shortest shared key, in octets: 128 bits, the strength of the truncated
+/// MAC. RFC 2104 §3 recommends at least the hash output (32 octets), which
+/// is what the documentation tells operators to generate.
 pub const MIN_KEY_LEN: usize = 16;
 /// Longest shared key, in octets (SHA-256's block size; a longer key would be
 /// hashed first and gain nothing).
