@@ -12,6 +12,8 @@
 //! - [`table`]: the fixed-capacity session table with bounded-work expiry,
 //!   per-bucket export and import for hand-over and replication.
 //! - [`maglev`]: Maglev consistent hashing with weights.
+//! - [`notify`]: authenticated home-agent notifications (care-of address
+//!   changes over UDP) and their per-home replay guard.
 //! - [`scheduler`]: backend sets with priority groups, published RCU-style,
 //!   and the per-core selection policies (Maglev, smooth WRR, least
 //!   connections).
@@ -24,5 +26,6 @@ pub mod buckets;
 pub mod lb;
 pub mod maglev;
 pub mod neighbor;
+pub mod notify;
 pub mod scheduler;
 pub mod table;
