@@ -55,7 +55,13 @@ protocol = "any"
 backend = [{{ address = "192.0.2.30" }}, {{ address = "192.0.2.31" }}]
 "#
     );
-    let backends = ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12", "192.0.2.30", "192.0.2.31"];
+    let backends = [
+        "2001:db8:1::10",
+        "2001:db8:1::11",
+        "2001:db8:1::12",
+        "192.0.2.30",
+        "192.0.2.31",
+    ];
     for (i, addr) in backends.iter().enumerate() {
         s.push_str(&format!(
             "[[neighbor]]\naddress = \"{addr}\"\nmac = \"02:00:00:00:10:{i:02x}\"\nport = \"server\"\n"
@@ -67,7 +73,9 @@ backend = [{{ address = "192.0.2.30" }}, {{ address = "192.0.2.31" }}]
 #[test]
 fn live_memif_run_verifies_every_flow() {
     if free_hugepages() < 300 {
-        eprintln!("gen_live: fewer than 300 free hugepages (scripts/setup.sh reserves 2048): skipped");
+        eprintln!(
+            "gen_live: fewer than 300 free hugepages (scripts/setup.sh reserves 2048): skipped"
+        );
         return;
     }
     let tag = format!("roamlb-gentest-{}", std::process::id());
@@ -76,7 +84,17 @@ fn live_memif_run_verifies_every_flow() {
     std::fs::write(&cfg, dut_config(&tag)).unwrap();
     let bin = env!("CARGO_BIN_EXE_roamlb");
     let dut = Command::new("timeout")
-        .args(["-s", "TERM", "40", bin, "run", "--json", "--duration", "35", "--config"])
+        .args([
+            "-s",
+            "TERM",
+            "40",
+            bin,
+            "run",
+            "--json",
+            "--duration",
+            "35",
+            "--config",
+        ])
         .arg(&cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -85,16 +103,49 @@ fn live_memif_run_verifies_every_flow() {
     let start = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
     let gen = Command::new("timeout")
-        .args(["30", bin, "gen", "--json", "--nodes", "300", "--rate", "20k", "--duration", "2"])
-        .args(["--warmup", "0.2", "--drain", "0.5", "--link-wait", "15", "--"])
-        .args(["-l", "0", "-m", "256", "--no-pci", "--huge-unlink", "--log-level=warning"])
+        .args([
+            "30",
+            bin,
+            "gen",
+            "--json",
+            "--nodes",
+            "300",
+            "--rate",
+            "20k",
+            "--duration",
+            "2",
+        ])
+        .args([
+            "--warmup",
+            "0.2",
+            "--drain",
+            "0.5",
+            "--link-wait",
+            "15",
+            "--",
+        ])
+        .args([
+            "-l",
+            "0",
+            "-m",
+            "256",
+            "--no-pci",
+            "--huge-unlink",
+            "--log-level=warning",
+        ])
         .arg(format!("--file-prefix={tag}-gen"))
-        .arg(format!("--vdev=net_memif0,role=client,socket=/run/{tag}-c.sock,id=0"))
-        .arg(format!("--vdev=net_memif1,role=client,socket=/run/{tag}-s.sock,id=0"))
+        .arg(format!(
+            "--vdev=net_memif0,role=client,socket=/run/{tag}-c.sock,id=0"
+        ))
+        .arg(format!(
+            "--vdev=net_memif1,role=client,socket=/run/{tag}-s.sock,id=0"
+        ))
         .output()
         .unwrap();
     // Stop the appliance by its own PID (the timeout wrapper forwards TERM).
-    let _ = Command::new("kill").args(["-TERM", &dut.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &dut.id().to_string()])
+        .status();
     let dut_out = dut.wait_with_output().unwrap();
     assert!(start.elapsed() < Duration::from_secs(45));
     // The EAL's runtime directories (hugepage files were unlinked already).
@@ -109,7 +160,11 @@ fn live_memif_run_verifies_every_flow() {
     );
     let r: serde_json::Value = serde_json::from_slice(&gen.stdout).unwrap();
     let v = &r["verify"];
-    assert_eq!(r["tx_packets"], r["generated"]["data"].as_u64().unwrap() + r["generated"]["binding_updates"].as_u64().unwrap());
+    assert_eq!(
+        r["tx_packets"],
+        r["generated"]["data"].as_u64().unwrap()
+            + r["generated"]["binding_updates"].as_u64().unwrap()
+    );
     assert!(r["tx_packets"].as_u64().unwrap() >= 30_000, "{r}");
     assert_eq!(v["lost"], 0, "{r}");
     assert_eq!(v["duplicates"], 0, "{r}");
@@ -118,7 +173,14 @@ fn live_memif_run_verifies_every_flow() {
     assert_eq!(v["flows_seen"], 300, "{r}");
     assert_eq!(v["backends"].as_array().unwrap().len(), 5, "{r}");
     assert!(v["latency"]["samples"].as_u64().unwrap() > 0);
-    assert!(dut_out.status.success(), "DUT: {}", String::from_utf8_lossy(&dut_out.stderr));
+    assert!(
+        dut_out.status.success(),
+        "DUT: {}",
+        String::from_utf8_lossy(&dut_out.stderr)
+    );
     let d: serde_json::Value = serde_json::from_slice(&dut_out.stdout).unwrap();
-    assert_eq!(d["totals"]["to_backend"], r["rx_packets"], "DUT report: {d}");
+    assert_eq!(
+        d["totals"]["to_backend"], r["rx_packets"],
+        "DUT report: {d}"
+    );
 }

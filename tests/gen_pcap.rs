@@ -50,7 +50,11 @@ fn tshark_lines(capture: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
         c.args(["-e", f]);
     }
     let o = c.output().expect("tshark is installed (scripts/setup.sh)");
-    assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(str::to_owned)
@@ -64,7 +68,18 @@ fn write_pcap_dissects_in_tshark() {
     let (udp, r) = write(
         dir.path(),
         "udp.pcap",
-        &["--count", "3000", "--nodes", "300", "--size", "200", "--new-share", "0.1", "--move-every", "4"],
+        &[
+            "--count",
+            "3000",
+            "--nodes",
+            "300",
+            "--size",
+            "200",
+            "--new-share",
+            "0.1",
+            "--move-every",
+            "4",
+        ],
     );
     assert_eq!(r["packets"], 3000);
     let bus = r["generated"]["binding_updates"].as_u64().unwrap();
@@ -73,12 +88,31 @@ fn write_pcap_dissects_in_tshark() {
     let lens = tshark_lines(&udp, "", &["frame.len"]);
     assert_eq!(lens.len(), 3000, "packet count");
     let data = lens.iter().filter(|l| *l == "196").count() as u64;
-    assert_eq!(data + bus, 3000, "every data frame is 196 octets (200 with FCS)");
-    let bu = tshark_lines(&udp, "mip6.mhtype == 5 and ipv6.opt.mipv6.home_address", &["frame.number"]);
-    assert_eq!(bu.len() as u64, bus, "each Binding Update dissects, with a HAO");
-    let hao = tshark_lines(&udp, "udp and ipv6.opt.mipv6.home_address", &["ipv6.opt.mipv6.home_address"]);
+    assert_eq!(
+        data + bus,
+        3000,
+        "every data frame is 196 octets (200 with FCS)"
+    );
+    let bu = tshark_lines(
+        &udp,
+        "mip6.mhtype == 5 and ipv6.opt.mipv6.home_address",
+        &["frame.number"],
+    );
+    assert_eq!(
+        bu.len() as u64,
+        bus,
+        "each Binding Update dissects, with a HAO"
+    );
+    let hao = tshark_lines(
+        &udp,
+        "udp and ipv6.opt.mipv6.home_address",
+        &["ipv6.opt.mipv6.home_address"],
+    );
     assert!(hao.len() > 1000, "HAO data packets: {}", hao.len());
-    assert!(hao.iter().all(|a| a.starts_with("2001:db8:a::")), "home addresses");
+    assert!(
+        hao.iter().all(|a| a.starts_with("2001:db8:a::")),
+        "home addresses"
+    );
     let esp = tshark_lines(&udp, "esp", &["esp.spi"]);
     assert!(esp.len() > 100, "ESP packets: {}", esp.len());
     let v4 = tshark_lines(&udp, "ip and udp", &["ip.src"]);
@@ -95,7 +129,9 @@ fn write_pcap_dissects_in_tshark() {
     let (tcp, r) = write(
         dir.path(),
         "tcp.pcap",
-        &["--count", "1200", "--nodes", "120", "--size", "64", "--proto", "tcp"],
+        &[
+            "--count", "1200", "--nodes", "120", "--size", "64", "--proto", "tcp",
+        ],
     );
     let fl: std::collections::HashMap<String, u64> = r["frame_lengths"]
         .as_array()
@@ -116,7 +152,11 @@ fn write_pcap_dissects_in_tshark() {
     assert_eq!(tshark_lines(&tcp, "", &["frame.len"]).len(), 1200);
 
     // 64-octet UDP over IPv4 is exactly 60 octets on the wire without FCS.
-    let (_, r) = write(dir.path(), "v4.pcap", &["--count", "10", "--size", "64", "--mix", "ipv4=1"]);
+    let (_, r) = write(
+        dir.path(),
+        "v4.pcap",
+        &["--count", "10", "--size", "64", "--mix", "ipv4=1"],
+    );
     assert_eq!(r["bytes"], 600);
 }
 
@@ -175,7 +215,16 @@ fn gen_capture_through_replay_keeps_affinity() {
 
 fn through_replay(forwarding: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let profile = ["--count", "20000", "--nodes", "2000", "--size", "128", "--new-share", "0.05"];
+    let profile = [
+        "--count",
+        "20000",
+        "--nodes",
+        "2000",
+        "--size",
+        "128",
+        "--new-share",
+        "0.05",
+    ];
     let (input, r) = write(dir.path(), "in.pcap", &profile);
     let cfg = format!(
         "[eal]\n{}log_level = \"warning\"\n[workers]\nlcores = [1]\nidle = \"sleep\"\n\
@@ -190,7 +239,13 @@ fn through_replay(forwarding: &str) {
     std::fs::write(&cfg_path, cfg).unwrap();
     let out = dir.path().join("out.pcap");
     let o = Command::new("timeout")
-        .args(["120", env!("CARGO_BIN_EXE_roamlb"), "replay", "--json", "--config"])
+        .args([
+            "120",
+            env!("CARGO_BIN_EXE_roamlb"),
+            "replay",
+            "--json",
+            "--config",
+        ])
         .arg(&cfg_path)
         .arg("--in")
         .arg(&input)
@@ -213,6 +268,9 @@ fn through_replay(forwarding: &str) {
     assert_eq!(v["flows_seen"], 2000);
     assert_eq!(v["new_identity_packets"], r["generated"]["new_identity"]);
     assert_eq!(v["flow_packets"], r["generated"]["data"]);
-    assert_eq!(v["unmarked"], r["generated"]["binding_updates"], "Binding Updates reach the backend too");
+    assert_eq!(
+        v["unmarked"], r["generated"]["binding_updates"],
+        "Binding Updates reach the backend too"
+    );
     assert_eq!(v["backends"].as_array().unwrap().len(), 5, "{v}");
 }

@@ -9,7 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("ip")
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -80,16 +84,34 @@ address = "2001:db8:1::10"
     }
     assert!(ip(&["link", "set", &iface, "up"]), "tap {iface} up");
     assert!(ip(&["addr", "add", "198.18.77.2/24", "dev", &iface]));
-    assert!(ip(&["-6", "addr", "add", "2001:db8:77::2/64", "dev", &iface, "nodad"]));
+    assert!(ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:77::2/64",
+        "dev",
+        &iface,
+        "nodad"
+    ]));
     // A connection attempt makes the kernel resolve the VIP first; nothing
     // answers the SYN (the backend is behind a ring), so it times out.
     for vip in ["198.18.77.80:80", "[2001:db8:77::80]:80"] {
-        let _ = TcpStream::connect_timeout(&vip.parse::<SocketAddr>().unwrap(), Duration::from_millis(800));
+        let _ = TcpStream::connect_timeout(
+            &vip.parse::<SocketAddr>().unwrap(),
+            Duration::from_millis(800),
+        );
     }
-    let neigh = Command::new("ip").args(["neigh", "show", "dev", &iface]).output().unwrap();
+    let neigh = Command::new("ip")
+        .args(["neigh", "show", "dev", &iface])
+        .output()
+        .unwrap();
     let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mac = neigh
         .lines()
@@ -98,13 +120,21 @@ address = "2001:db8:1::10"
         .unwrap_or_else(|| panic!("the kernel resolved the IPv4 VIP by ARP: {neigh}"))
         .to_owned();
     assert!(
-        neigh.lines().any(|l| l.starts_with("2001:db8:77::80 ") && l.contains(&mac) && l.contains("router")),
+        neigh
+            .lines()
+            .any(|l| l.starts_with("2001:db8:77::80 ") && l.contains(&mac) && l.contains("router")),
         "the kernel resolved the IPv6 VIP by NS/NA to the same MAC, router flag set: {neigh}"
     );
     let t = &report["totals"];
     assert!(t["neighbor_answers"].as_u64().unwrap() >= 2, "{t}");
-    assert!(t["neighbors_learned"].as_u64().unwrap() >= 2, "the kernel's addresses were learned: {t}");
-    assert!(t["to_backend"].as_u64().unwrap() >= 2, "the SYNs reached the backend side: {t}");
+    assert!(
+        t["neighbors_learned"].as_u64().unwrap() >= 2,
+        "the kernel's addresses were learned: {t}"
+    );
+    assert!(
+        t["to_backend"].as_u64().unwrap() >= 2,
+        "the SYNs reached the backend side: {t}"
+    );
 }
 
 use std::path::Path;

@@ -24,7 +24,10 @@ fn lua_files() -> Vec<PathBuf> {
 #[test]
 fn lua_and_shell_scripts_parse() {
     let files = lua_files();
-    assert!(files.len() >= 4, "replay, sweep, latency and common: {files:?}");
+    assert!(
+        files.len() >= 4,
+        "replay, sweep, latency and common: {files:?}"
+    );
     for f in &files {
         let o = Command::new("luac5.3")
             .arg("-p")
@@ -103,7 +106,11 @@ fn captures_named_by_scripts_come_from_the_documented_commands() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let count: u64 = args
             .iter()
             .position(|a| *a == "--count")

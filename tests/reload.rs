@@ -44,7 +44,10 @@ protocol = "tcp"
 fn wait_for(log: &std::path::Path, needle: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if std::fs::read_to_string(log).unwrap_or_default().contains(needle) {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -53,7 +56,11 @@ fn wait_for(log: &std::path::Path, needle: &str, timeout: Duration) -> bool {
 }
 
 fn signal(pid: u32, sig: &str) {
-    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -73,14 +80,28 @@ fn sighup_reloads_services_and_survives_bad_files() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    assert!(wait_for(&log, "1 service(s)", Duration::from_secs(20)), "started");
+    assert!(
+        wait_for(&log, "1 service(s)", Duration::from_secs(20)),
+        "started"
+    );
 
     // A backend added, the burst changed (a restart-only setting).
-    std::fs::write(&cfg, config(&["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"], 16)).unwrap();
+    std::fs::write(
+        &cfg,
+        config(&["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"], 16),
+    )
+    .unwrap();
     signal(pid, "-HUP");
-    assert!(wait_for(&log, "reloaded: 1 service(s)", Duration::from_secs(10)), "reload applied");
     assert!(
-        wait_for(&log, "SIGHUP: changes to [workers] take effect at the next restart", Duration::from_secs(1)),
+        wait_for(&log, "reloaded: 1 service(s)", Duration::from_secs(10)),
+        "reload applied"
+    );
+    assert!(
+        wait_for(
+            &log,
+            "SIGHUP: changes to [workers] take effect at the next restart",
+            Duration::from_secs(1)
+        ),
         "restart-only change named"
     );
 
@@ -88,17 +109,27 @@ fn sighup_reloads_services_and_survives_bad_files() {
     std::fs::write(&cfg, "[workers]\nlcores = [1]\nbogus = 1\n").unwrap();
     signal(pid, "-HUP");
     assert!(
-        wait_for(&log, "not reloaded, the running configuration stays", Duration::from_secs(10)),
+        wait_for(
+            &log,
+            "not reloaded, the running configuration stays",
+            Duration::from_secs(10)
+        ),
         "bad file refused"
     );
 
     signal(pid, "-TERM");
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{stderr}");
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["reloads"], 1);
     assert_eq!(report["stop_reason"], "signal");
     let backends: Vec<&str> = report["backends"]
@@ -107,5 +138,8 @@ fn sighup_reloads_services_and_survives_bad_files() {
         .iter()
         .map(|b| b["address"].as_str().unwrap())
         .collect();
-    assert_eq!(backends, ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"]);
+    assert_eq!(
+        backends,
+        ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"]
+    );
 }

@@ -18,8 +18,8 @@
 mod service;
 
 pub use service::{
-    BackendConfig, DataplaneConfig, ForwardingMode, MacAddr, NeighborConfig, PortRole,
-    SchedulerKind, ServiceConfig, ServiceIdentity, ServiceProtocol,
+    BackendConfig, BindingNotifyConfig, DataplaneConfig, ForwardingMode, MacAddr, NeighborConfig,
+    PortRole, SchedulerKind, ServiceConfig, ServiceIdentity, ServiceProtocol,
 };
 
 use std::collections::BTreeSet;
@@ -72,6 +72,9 @@ pub struct Config {
     /// Static neighbours (address -> MAC), resolved without ARP/ND.
     #[serde(default)]
     pub neighbor: Vec<NeighborConfig>,
+    /// Authenticated home-agent notifications; off when absent.
+    #[serde(default)]
+    pub binding_notify: Option<BindingNotifyConfig>,
 }
 
 /// EAL start-up settings.

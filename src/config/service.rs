@@ -185,6 +185,32 @@ impl Default for DataplaneConfig {
     }
 }
 
+/// The authenticated home-agent notification channel (S1): UDP datagrams to
+/// any of the appliance's addresses or VIPs on this port, HMAC-SHA256 with
+/// a shared key (format in the README).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingNotifyConfig {
+    /// UDP destination port.
+    pub port: u16,
+    /// Shared key, 32 to 128 hex digits (16 to 64 octets).
+    pub key: String,
+    /// Largest accepted difference between a notification's timestamp and
+    /// the appliance's clock.
+    #[serde(default = "default_skew", with = "humantime_serde")]
+    pub max_skew: Duration,
+    /// Home addresses whose last sequence number each worker remembers.
+    #[serde(default = "default_guard")]
+    pub replay_guard: u32,
+}
+
+fn default_skew() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_guard() -> u32 {
+    65536
+}
+
 /// Which side of the appliance a port faces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -286,6 +312,31 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         }
     }
 
+    if let Some(n) = &cfg.binding_notify {
+        if n.port == 0 {
+            errs.push("binding_notify.port: 0 is not a port".to_owned());
+        }
+        if !(32..=128).contains(&n.key.len())
+            || n.key.len() % 2 != 0
+            || !n.key.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            errs.push(
+                "binding_notify.key: must be 32 to 128 hex digits (16 to 64 octets)".to_owned(),
+            );
+        }
+        if n.max_skew < Duration::from_secs(1) || n.max_skew > Duration::from_secs(3600) {
+            errs.push(format!(
+                "binding_notify.max_skew: {} is out of range (1s to 1h)",
+                humantime::format_duration(n.max_skew)
+            ));
+        }
+        if !(1024..=1 << 24).contains(&n.replay_guard) {
+            errs.push(format!(
+                "binding_notify.replay_guard: {} is out of range (1024 to 16777216)",
+                n.replay_guard
+            ));
+        }
+    }
     let port_names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
     for (i, n) in cfg.neighbor.iter().enumerate() {
         if !port_names.contains(&n.port.as_str()) {

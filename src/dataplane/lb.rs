@@ -57,6 +57,7 @@ use crate::config::{
 };
 use crate::dataplane::buckets::BucketMap;
 use crate::dataplane::neighbor::{self, NdKind};
+use crate::dataplane::notify::{self, NotifyCounters, NotifyKey, ReplayGuard};
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{binding_update, identify, Identity, IdentityHasher, IdentityMode};
@@ -350,6 +351,19 @@ pub struct Topology {
     /// Per port, the addresses answered to ARP/ND (its own addresses, and
     /// the VIPs on client-side ports), sorted.
     pub answers: Vec<Vec<IpAddr>>,
+    /// The home-agent notification channel, when configured.
+    pub notify: Option<NotifySpec>,
+}
+
+/// The home-agent notification channel as the pipeline uses it.
+#[derive(Debug, Clone)]
+pub struct NotifySpec {
+    /// UDP destination port.
+    pub port: u16,
+    /// The shared key.
+    pub key: NotifyKey,
+    /// Accepted clock skew, ms.
+    pub max_skew_ms: u64,
 }
 
 /// Why a [`Topology`] could not be built.
@@ -448,7 +462,10 @@ impl Topology {
         let mut slots: Vec<(Option<usize>, Option<&ServiceSpec>)> = Vec::new();
         if let Some(prev) = previous {
             for old in &prev.services {
-                slots.push((cfg.service.iter().position(|s| s.name == old.name), Some(old)));
+                slots.push((
+                    cfg.service.iter().position(|s| s.name == old.name),
+                    Some(old),
+                ));
             }
         }
         for i in 0..cfg.service.len() {
@@ -468,12 +485,17 @@ impl Topology {
         for (slot, (cfg_index, old)) in slots.into_iter().enumerate() {
             let Some(i) = cfg_index else {
                 // Removed: keep the slot, match nothing, every backend unhealthy.
-                let old = old.expect("a slot without configuration comes from the previous topology");
+                let old =
+                    old.expect("a slot without configuration comes from the previous topology");
                 let tomb: Vec<Backend> = old
                     .backends
                     .backends()
                     .iter()
-                    .map(|b| Backend { healthy: false, weight: 0, ..*b })
+                    .map(|b| Backend {
+                        healthy: false,
+                        weight: 0,
+                        ..*b
+                    })
                     .collect();
                 let set = BackendSet::new(tomb, old.backends.policy(), old.backends.epoch() + 1)
                     .map_err(|e| TopologyError::Backends(slot, e))?;
@@ -498,7 +520,11 @@ impl Topology {
             }
             if s.forwarding == ForwardingMode::Dsr {
                 for (j, b) in s.backend.iter().enumerate() {
-                    let have = if b.address.is_ipv4() { encap_src4.is_some() } else { encap_src6.is_some() };
+                    let have = if b.address.is_ipv4() {
+                        encap_src4.is_some()
+                    } else {
+                        encap_src6.is_some()
+                    };
                     if !have {
                         return Err(TopologyError::Unsupported(format!(
                             "service[{i}].backend[{j}]: dsr to {} needs an address of its family on the server-side port (outer source)",
@@ -514,14 +540,28 @@ impl Topology {
             if let Some(old) = old {
                 for b in old.backends.backends() {
                     backends.push(match configured(b.address) {
-                        Some(c) => Backend { address: c.address, weight: c.weight, group: c.group, healthy: true },
-                        None => Backend { healthy: false, weight: 0, ..*b },
+                        Some(c) => Backend {
+                            address: c.address,
+                            weight: c.weight,
+                            group: c.group,
+                            healthy: true,
+                        },
+                        None => Backend {
+                            healthy: false,
+                            weight: 0,
+                            ..*b
+                        },
                     });
                 }
             }
             for c in &s.backend {
                 if !backends.iter().any(|b| b.address == c.address) {
-                    backends.push(Backend { address: c.address, weight: c.weight, group: c.group, healthy: true });
+                    backends.push(Backend {
+                        address: c.address,
+                        weight: c.weight,
+                        group: c.group,
+                        healthy: true,
+                    });
                 }
             }
             let policy = match s.scheduler {
@@ -530,7 +570,8 @@ impl Topology {
                 SchedulerKind::LeastConn => Policy::LeastConnections,
             };
             let epoch = old.map(|o| o.backends.epoch() + 1).unwrap_or(1);
-            let set = BackendSet::new(backends, policy, epoch).map_err(|e| TopologyError::Backends(i, e))?;
+            let set = BackendSet::new(backends, policy, epoch)
+                .map_err(|e| TopologyError::Backends(i, e))?;
             if s.forwarding == ForwardingMode::Dnat {
                 for b in &s.backend {
                     reverse.push((b.address, slot as u16));
@@ -584,6 +625,16 @@ impl Topology {
             encap_src4,
             encap_src6,
             answers,
+            notify: match &cfg.binding_notify {
+                Some(n) => Some(NotifySpec {
+                    port: n.port,
+                    key: NotifyKey::from_hex(&n.key).map_err(|e| {
+                        TopologyError::Unsupported(format!("binding_notify.key: {e}"))
+                    })?,
+                    max_skew_ms: n.max_skew.as_millis().min(u128::from(u64::MAX)) as u64,
+                }),
+                None => None,
+            },
         })
     }
 
@@ -612,7 +663,9 @@ impl Topology {
     /// Whether the appliance answers ARP/ND for `addr` on `port`.
     #[inline]
     fn answers(&self, port: u8, addr: IpAddr) -> bool {
-        self.answers.get(usize::from(port)).is_some_and(|a| a.binary_search(&addr).is_ok())
+        self.answers
+            .get(usize::from(port))
+            .is_some_and(|a| a.binary_search(&addr).is_ok())
     }
 
     /// The port's own address of `family_of`'s family (source of requests).
@@ -767,6 +820,11 @@ pub struct CoreSizing {
     pub sessions: usize,
     /// Alias (care-of address) table capacity.
     pub aliases: usize,
+    /// Home addresses the notification replay guard remembers.
+    pub notify_guard: usize,
+    /// Wall-clock milliseconds at session-clock zero (for notification
+    /// timestamps).
+    pub wall_base_ms: u64,
     /// Neighbour cache capacity.
     pub neighbors: usize,
     /// Extension headers walked before refusal.
@@ -803,6 +861,10 @@ pub struct CoreLb {
     neighbors: Table<IpAddr, [u8; 6]>,
     learned: Vec<NeighborUpdate>,
     requests: Vec<NeighborRequest>,
+    guard: Option<ReplayGuard>,
+    wall_base_ms: u64,
+    /// Home-agent notifications: accepted, and drops by reason.
+    pub notify_counters: NotifyCounters,
     schedulers: Vec<Scheduler>,
     parsed: Parsed,
     /// Counters, read and published by the worker loop.
@@ -818,6 +880,9 @@ pub enum CoreLbError {
     /// A scheduler could not be built.
     #[error(transparent)]
     Scheduler(#[from] crate::dataplane::scheduler::SchedulerError),
+    /// The notification replay guard could not be built.
+    #[error("binding_notify: {0}")]
+    Notify(String),
 }
 
 impl CoreLb {
@@ -845,6 +910,15 @@ impl CoreLb {
             outbox: Vec::with_capacity(ALIAS_OUTBOX),
             learned: Vec::with_capacity(NEIGHBOR_OUTBOX),
             requests: Vec::with_capacity(NEIGHBOR_OUTBOX),
+            guard: match &topo.notify {
+                Some(n) => Some(
+                    ReplayGuard::new(sizing.notify_guard, n.max_skew_ms)
+                        .map_err(|e| CoreLbError::Notify(e.to_string()))?,
+                ),
+                None => None,
+            },
+            wall_base_ms: sizing.wall_base_ms,
+            notify_counters: NotifyCounters::default(),
             neighbors: Table::with_capacity(sizing.neighbors)?,
             schedulers,
             parsed: Parsed::default(),
@@ -894,7 +968,9 @@ impl CoreLb {
             if !replaced {
                 // A new slot, or more backends than the scheduler has room
                 // for: fresh per-core state (least-connections counts restart).
-                if let Ok(fresh) = Scheduler::new(svc.backends.clone(), scheduler_room(&svc.backends)) {
+                if let Ok(fresh) =
+                    Scheduler::new(svc.backends.clone(), scheduler_room(&svc.backends))
+                {
                     if i < self.schedulers.len() {
                         self.schedulers[i] = fresh;
                     } else {
@@ -919,7 +995,9 @@ impl CoreLb {
     /// Applies a neighbour learned by another core.
     pub fn apply_neighbor(&mut self, u: &NeighborUpdate, now: u32) {
         let hash = self.hasher.hash(&Identity::Source(u.ip));
-        let _ = self.neighbors.insert(hash, u.ip, u.mac, NEIGHBOR_LIFETIME, now);
+        let _ = self
+            .neighbors
+            .insert(hash, u.ip, u.mac, NEIGHBOR_LIFETIME, now);
     }
 
     /// Hands learned neighbours (for the other cores) and pending requests
@@ -941,10 +1019,18 @@ impl CoreLb {
 
     fn learn_neighbor(&mut self, ip: IpAddr, mac: [u8; 6], now: u32) {
         let hash = self.hasher.hash(&Identity::Source(ip));
-        if self.neighbors.get(hash, &ip, now).is_some_and(|e| e.value() == mac) {
+        if self
+            .neighbors
+            .get(hash, &ip, now)
+            .is_some_and(|e| e.value() == mac)
+        {
             return;
         }
-        if self.neighbors.insert(hash, ip, mac, NEIGHBOR_LIFETIME, now).is_ok() {
+        if self
+            .neighbors
+            .insert(hash, ip, mac, NEIGHBOR_LIFETIME, now)
+            .is_ok()
+        {
             self.counters.neighbors_learned += 1;
             if self.learned.len() < NEIGHBOR_OUTBOX {
                 self.learned.push(NeighborUpdate { ip, mac });
@@ -954,7 +1040,14 @@ impl CoreLb {
 
     /// ARP and neighbour discovery: learn, answer what asks for us, bridge
     /// or drop the rest.
-    fn neighbor_control<F: Frame>(&mut self, f: &mut F, p: &Parsed, topo: &Topology, in_port: u8, now: u32) -> Verdict {
+    fn neighbor_control<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        in_port: u8,
+        now: u32,
+    ) -> Verdict {
         let Some(kind) = neighbor::classify(f.bytes(), p) else {
             return self.l2_control(topo, in_port);
         };
@@ -986,6 +1079,55 @@ impl CoreLb {
             // Consumed (learned from, or about someone else): not an error.
             None => Verdict::Drop,
         }
+    }
+
+    /// A home-agent notification (S1): verified on the core that received
+    /// it, then on the home address's owner core, whose replay guard sees
+    /// every notification for that home; there it takes effect like a
+    /// binding update (alias applied and broadcast). Always consumed.
+    fn notification<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        n: &NotifySpec,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
+        let start = usize::from(p.l4_offset) + 8;
+        let end = usize::from(p.l3_end).min(f.bytes().len());
+        let payload = f.bytes().get(start..end).unwrap_or(&[]);
+        let now_ms = self.wall_base_ms.saturating_add(u64::from(now) * 1000);
+        let note = match notify::verify(payload, &n.key, now_ms, n.max_skew_ms) {
+            Ok(note) => note,
+            Err(reason) => {
+                self.notify_counters.drop(reason);
+                return Verdict::Drop;
+            }
+        };
+        let hash = self.hasher.hash(&Identity::HomeAddress(note.home));
+        if !handed_off {
+            let owner = self.buckets.core_of(hash);
+            if owner != self.me {
+                self.counters.handoffs += 1;
+                return Verdict::Handoff(owner);
+            }
+        }
+        let Some(guard) = self.guard.as_mut() else {
+            return Verdict::Drop;
+        };
+        if let Err(reason) = guard.check_and_record(hash, note.home, note.sequence, now) {
+            self.notify_counters.drop(reason);
+            return Verdict::Drop;
+        }
+        self.notify_counters.accepted += 1;
+        let u = note.alias_update();
+        self.apply_alias(&u, now);
+        if self.outbox.len() < ALIAS_OUTBOX {
+            self.outbox.push(u);
+        } else {
+            self.counters.alias_outbox_full += 1;
+        }
+        Verdict::Drop
     }
 
     /// Live aliases on this core.
@@ -1048,6 +1190,9 @@ impl CoreLb {
         self.counters.sessions_expired += n as u64;
         self.neighbors.expire(now, budget.min(64), |_| {});
         self.aliases.expire(now, budget.min(256), |_| {});
+        if let Some(g) = self.guard.as_mut() {
+            g.expire(now, budget.min(256));
+        }
         n
     }
 
@@ -1088,6 +1233,12 @@ impl CoreLb {
         let ports = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some((p.src_port, p.dst_port));
         let role = topo.ports[usize::from(in_port)].role;
+
+        if let (Some(n), Some((_, dport))) = (&topo.notify, ports) {
+            if p.protocol == IpProtocol::Udp && dport == n.port && topo.answers(in_port, dst) {
+                return self.notification(f, &p, n, now, handed_off);
+            }
+        }
 
         if role != PortRole::Server {
             if let Some(si) = topo.match_service(dst, p.protocol, ports.map(|x| x.1)) {
@@ -1189,7 +1340,11 @@ impl CoreLb {
                 let Some(b) = sched.pick(hash) else {
                     return self.counters.drop(LbDrop::NoBackend);
                 };
-                if self.sessions.insert(hash, key, b, svc.lifetime, now).is_err() {
+                if self
+                    .sessions
+                    .insert(hash, key, b, svc.lifetime, now)
+                    .is_err()
+                {
                     return self.counters.drop(LbDrop::SessionTableFull);
                 }
                 sched.session_opened(b);
@@ -1284,7 +1439,10 @@ impl CoreLb {
                         // passes) packets to this next hop are dropped.
                         if let Some(source) = topo.port_address(port, nh) {
                             if self.requests.len() < NEIGHBOR_OUTBOX
-                                && self.neighbors.insert(hash, nh, NEIGHBOR_PENDING, 1, now).is_ok()
+                                && self
+                                    .neighbors
+                                    .insert(hash, nh, NEIGHBOR_PENDING, 1, now)
+                                    .is_ok()
                             {
                                 self.requests.push(NeighborRequest {
                                     port,
@@ -1494,6 +1652,8 @@ mod tests {
         let sizing = CoreSizing {
             sessions: 1024,
             aliases: 1024,
+            notify_guard: 1024,
+            wall_base_ms: 0,
             neighbors: 1024,
             extension_header_limit: 8,
         };
@@ -1913,21 +2073,45 @@ mod tests {
         let old_topo = cs[0].topo.clone();
         let mut before = Vec::new();
         for n in 0..300u32 {
-            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+            let mut f = TestFrame::new(eth_ipv6(
+                "2001:db8:e0::1",
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Esp(n + 1, 1),
+            ));
             assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
             before.push(backend_of(&f));
         }
         // Reload: ::12 removed, ::14 added, dsr6 removed, web5 added.
         let cfg2 = CONFIG
-            .replace("[[service.backend]]\n        address = \"2001:db8:1::12\"", "[[service.backend]]\n        address = \"2001:db8:1::14\"")
+            .replace(
+                "[[service.backend]]\n        address = \"2001:db8:1::12\"",
+                "[[service.backend]]\n        address = \"2001:db8:1::14\"",
+            )
             .replace("name = \"dsr6\"", "name = \"web5\"")
             .replace("vip = \"2001:db8:ffff::81\"", "vip = \"2001:db8:ffff::85\"");
         let cfg2 = Config::from_toml(&cfg2, "reload").unwrap();
         let new_topo = Arc::new(old_topo.reloaded(&cfg2).unwrap());
-        let names: Vec<(&str, bool)> = new_topo.services.iter().map(|s| (s.name.as_str(), s.removed)).collect();
-        assert_eq!(names, [("web6", false), ("dsr6", true), ("web4", false), ("web5", false)]);
-        let web6: Vec<(IpAddr, bool)> =
-            new_topo.services[0].backends.backends().iter().map(|b| (b.address, b.healthy)).collect();
+        let names: Vec<(&str, bool)> = new_topo
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.removed))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("web6", false),
+                ("dsr6", true),
+                ("web4", false),
+                ("web5", false)
+            ]
+        );
+        let web6: Vec<(IpAddr, bool)> = new_topo.services[0]
+            .backends
+            .backends()
+            .iter()
+            .map(|b| (b.address, b.healthy))
+            .collect();
         assert_eq!(
             web6,
             [
@@ -1942,14 +2126,22 @@ mod tests {
         let removed: IpAddr = "2001:db8:1::12".parse().unwrap();
         let mut moved = 0;
         for n in 0..300u32 {
-            let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 2)));
+            let mut f = TestFrame::new(eth_ipv6(
+                "2001:db8:e0::1",
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Esp(n + 1, 2),
+            ));
             assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
             let now = backend_of(&f);
             if before[n as usize] == removed {
                 assert_ne!(now, removed, "sessions on a removed backend pick anew");
                 moved += 1;
             } else {
-                assert_eq!(now, before[n as usize], "sessions to remaining backends survive");
+                assert_eq!(
+                    now, before[n as usize],
+                    "sessions to remaining backends survive"
+                );
             }
         }
         assert!(moved > 50, "{moved}");
@@ -1967,25 +2159,46 @@ mod tests {
         let their_mac = [2, 0, 0, 0, 0xbb, 2];
         // ARP for the IPv4 VIP on the client side.
         let mut buf = vec![0u8; 60];
-        neighbor::arp_request(&mut buf, their_mac, "198.51.100.9".parse().unwrap(), "198.51.100.80".parse().unwrap());
+        neighbor::arp_request(
+            &mut buf,
+            their_mac,
+            "198.51.100.9".parse().unwrap(),
+            "198.51.100.80".parse().unwrap(),
+        );
         let mut f = TestFrame::new(buf);
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(0));
         assert_eq!(&f.bytes()[0..6], &their_mac);
         assert_eq!(&f.bytes()[6..12], &CLIENT_MAC);
         // NS for the server port's own address, without options to grow into.
         let mut buf = vec![0u8; 86];
-        neighbor::neighbor_solicitation(&mut buf, their_mac, "2001:db8:1::10".parse().unwrap(), "2001:db8:1::1".parse().unwrap());
+        neighbor::neighbor_solicitation(
+            &mut buf,
+            their_mac,
+            "2001:db8:1::10".parse().unwrap(),
+            "2001:db8:1::1".parse().unwrap(),
+        );
         let mut f = TestFrame::new(buf);
         assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Transmit(1));
         let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
-        assert_eq!(neighbor::classify(f.bytes(), &p), Some(NdKind::Advertisement));
+        assert_eq!(
+            neighbor::classify(f.bytes(), &p),
+            Some(NdKind::Advertisement)
+        );
         // Not ours: learned from, not answered.
         let mut buf = vec![0u8; 60];
-        neighbor::arp_request(&mut buf, their_mac, "192.0.2.77".parse().unwrap(), "192.0.2.99".parse().unwrap());
+        neighbor::arp_request(
+            &mut buf,
+            their_mac,
+            "192.0.2.77".parse().unwrap(),
+            "192.0.2.99".parse().unwrap(),
+        );
         let mut f = TestFrame::new(buf);
         assert_eq!(cs[0].process(&mut f, 1, 0, false), Verdict::Drop);
         assert_eq!(cs[0].counters.neighbor_answers, 2);
-        assert_eq!(cs[0].counters.neighbors_learned, 3, "both solicitors and the stranger");
+        assert_eq!(
+            cs[0].counters.neighbors_learned, 3,
+            "both solicitors and the stranger"
+        );
     }
 
     #[test]
@@ -1994,7 +2207,12 @@ mod tests {
         // Find an identity whose backend has no static neighbour.
         let (spi, backend) = (0..64u32)
             .find_map(|n| {
-                let mut f = TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(n + 1, 1)));
+                let mut f = TestFrame::new(eth_ipv6(
+                    "2001:db8:e0::1",
+                    "2001:db8:ffff::80",
+                    &[],
+                    &L4::Esp(n + 1, 1),
+                ));
                 let v = cs[0].process(&mut f, 0, 0, false);
                 (v == Verdict::Drop).then(|| {
                     let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
@@ -2003,32 +2221,143 @@ mod tests {
             })
             .expect("some identity maps to a backend without a static neighbour");
         // (A dropped frame is freed by the worker; each attempt is a new one.)
-        let fresh = || TestFrame::new(eth_ipv6("2001:db8:e0::1", "2001:db8:ffff::80", &[], &L4::Esp(spi, 2)));
-        assert_eq!(cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize], 1);
+        let fresh = || {
+            TestFrame::new(eth_ipv6(
+                "2001:db8:e0::1",
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Esp(spi, 2),
+            ))
+        };
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize],
+            1
+        );
         let mut requests = Vec::new();
         cs[0].drain_neighbor_work(|_| {}, |r| requests.push(*r));
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].target, backend);
-        assert_eq!(requests[0].source, "2001:db8:1::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            requests[0].source,
+            "2001:db8:1::1".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(requests[0].port, 1);
         // While the answer is pending, no second request.
         assert_eq!(cs[0].process(&mut fresh(), 0, 0, false), Verdict::Drop);
         cs[0].drain_neighbor_work(|_| {}, |r| panic!("second request {r:?}"));
         // The backend answers (a solicited NA); the next packet goes through.
         let backend_mac = [2, 0, 0, 0, 0xcc, 3];
-        let IpAddr::V6(b6) = backend else { unreachable!() };
+        let IpAddr::V6(b6) = backend else {
+            unreachable!()
+        };
         let mut ns = vec![0u8; 86];
         neighbor::neighbor_solicitation(&mut ns, SERVER_MAC, "2001:db8:1::1".parse().unwrap(), b6);
         let mut na = TestFrame::new(ns);
         let p = crate::packet::parse(na.bytes(), &ParseConfig::new()).unwrap();
         assert!(neighbor::answer_ns(na.bytes_mut(), &p, backend_mac));
-        assert_eq!(cs[0].process(&mut na, 1, 0, false), Verdict::Drop, "consumed");
+        assert_eq!(
+            cs[0].process(&mut na, 1, 0, false),
+            Verdict::Drop,
+            "consumed"
+        );
         let mut learned = Vec::new();
         cs[0].drain_neighbor_work(|u| learned.push(*u), |_| {});
-        assert_eq!(learned, [NeighborUpdate { ip: backend, mac: backend_mac }]);
+        assert_eq!(
+            learned,
+            [NeighborUpdate {
+                ip: backend,
+                mac: backend_mac
+            }]
+        );
         let mut f = fresh();
         assert_eq!(cs[0].process(&mut f, 0, 1, false), Verdict::Transmit(1));
         assert_eq!(&f.bytes()[0..6], &backend_mac);
+    }
+
+    #[test]
+    fn home_agent_notifications_alias_care_of_addresses() {
+        let key_hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let cfg = format!("{CONFIG}\n[binding_notify]\nport = 7777\nkey = \"{key_hex}\"\n");
+        let cfg = Config::from_toml(&cfg, "test").unwrap();
+        let topo = Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap());
+        let mut map = BucketMap::new(1024, 0).unwrap();
+        map.assign_cores(0, 2, |_| true).unwrap();
+        let map = Arc::new(map);
+        let wall = 1_800_000_000_000u64;
+        let sizing = CoreSizing {
+            sessions: 1024,
+            aliases: 1024,
+            notify_guard: 1024,
+            wall_base_ms: wall,
+            neighbors: 1024,
+            extension_header_limit: 8,
+        };
+        let hasher = IdentityHasher::new(*b"0123456789abcdef");
+        let mut cs: Vec<CoreLb> = (0..2)
+            .map(|i| CoreLb::new(topo.clone(), i, map.clone(), hasher.clone(), sizing).unwrap())
+            .collect();
+        let key = NotifyKey::from_hex(key_hex).unwrap();
+        let home = "2001:db8:100::42";
+        let coa = "2001:db8:c9::42";
+        // The node's data with HAO picks its backend.
+        let mut f = hao_tcp("2001:db8:c0::42", home, "2001:db8:ffff::80");
+        assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+        let backend = backend_of(&f);
+        // The home agent notifies: CoA -> home.
+        let note = notify::Notification {
+            home: addr6(home),
+            coa: addr6(coa),
+            lifetime: 600,
+            remove: false,
+            sequence: 7,
+            timestamp_ms: wall + 1000,
+        };
+        let datagram = notify::encode(&note, &key);
+        let frame = || {
+            TestFrame::new(eth_ipv6(
+                "2001:db8:aa::1",
+                "2001:db8:ffff::1",
+                &[],
+                &L4::Udp(5000, 7777, datagram.to_vec()),
+            ))
+        };
+        assert_eq!(run(&mut cs, &mut frame(), 0, 1), Verdict::Drop, "consumed");
+        broadcast(&mut cs, 1);
+        assert_eq!(
+            cs.iter().map(|c| c.notify_counters.accepted).sum::<u64>(),
+            1
+        );
+        assert!(cs.iter().all(|c| c.aliases() == 1));
+        // Data from the CoA without HAO now reaches the node's backend.
+        let mut f = TestFrame::new(eth_ipv6(
+            coa,
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Tcp(40000, 80, 9, 0x18),
+        ));
+        assert_eq!(run(&mut cs, &mut f, 0, 2), Verdict::Transmit(1));
+        assert_eq!(backend_of(&f), backend);
+        // The same datagram again is a replay; a forged one fails the MAC.
+        assert_eq!(run(&mut cs, &mut frame(), 0, 3), Verdict::Drop);
+        let replayed: u64 = cs
+            .iter()
+            .map(|c| c.notify_counters.drops[notify::NotifyDrop::Replayed as usize])
+            .sum();
+        assert_eq!(replayed, 1);
+        let mut forged = datagram;
+        forged[40] ^= 1;
+        let mut f = TestFrame::new(eth_ipv6(
+            "2001:db8:aa::1",
+            "2001:db8:ffff::1",
+            &[],
+            &L4::Udp(5000, 7777, forged.to_vec()),
+        ));
+        assert_eq!(run(&mut cs, &mut f, 0, 3), Verdict::Drop);
+        let bad_mac: u64 = cs
+            .iter()
+            .map(|c| c.notify_counters.drops[notify::NotifyDrop::BadMac as usize])
+            .sum();
+        assert_eq!(bad_mac, 1);
     }
 
     #[test]

@@ -89,7 +89,9 @@ pub fn classify(frame: &[u8], p: &Parsed) -> Option<NdKind> {
         L3Kind::Arp => {
             let a = frame.get(usize::from(p.l3_offset)..usize::from(p.l3_offset) + ARP_LEN)?;
             match u16::from_be_bytes([a[ARP_OPER], a[ARP_OPER + 1]]) {
-                ARP_REQUEST => Some(NdKind::ArpRequest { target: ipv4_at(a, ARP_TPA)? }),
+                ARP_REQUEST => Some(NdKind::ArpRequest {
+                    target: ipv4_at(a, ARP_TPA)?,
+                }),
                 ARP_REPLY => Some(NdKind::ArpReply),
                 _ => None,
             }
@@ -103,7 +105,9 @@ pub fn classify(frame: &[u8], p: &Parsed) -> Option<NdKind> {
                 return None;
             }
             match icmp[0] {
-                ND_SOLICITATION => Some(NdKind::Solicitation { target: ipv6_at(icmp, ND_TARGET)? }),
+                ND_SOLICITATION => Some(NdKind::Solicitation {
+                    target: ipv6_at(icmp, ND_TARGET)?,
+                }),
                 ND_ADVERTISEMENT => Some(NdKind::Advertisement),
                 _ => None,
             }
@@ -174,11 +178,18 @@ pub fn answer_ns(frame: &mut [u8], p: &Parsed, mac: [u8; 6]) -> bool {
     if frame.len() < l4 + NA_LEN || l3 + 40 > l4 {
         return false;
     }
-    let (Some(target), Some(src)) = (ipv6_at(frame, l4 + ND_TARGET), ipv6_at(frame, l3 + IPV6_SRC)) else {
+    let (Some(target), Some(src)) = (
+        ipv6_at(frame, l4 + ND_TARGET),
+        ipv6_at(frame, l3 + IPV6_SRC),
+    ) else {
         return false;
     };
     let dad = src.is_unspecified();
-    let dst = if dad { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { src };
+    let dst = if dad {
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
+    } else {
+        src
+    };
     let dst_mac = if dad {
         [0x33, 0x33, 0, 0, 0, 1]
     } else {
@@ -191,7 +202,8 @@ pub fn answer_ns(frame: &mut [u8], p: &Parsed, mac: [u8; 6]) -> bool {
     // The IPv6 header: from the target, to the solicitor, hop limit 255,
     // and no extension headers between it and the NA.
     let ip_payload = (l4 - l3 - 40 + NA_LEN) as u16;
-    frame[l3 + IPV6_PAYLOAD_LEN..l3 + IPV6_PAYLOAD_LEN + 2].copy_from_slice(&ip_payload.to_be_bytes());
+    frame[l3 + IPV6_PAYLOAD_LEN..l3 + IPV6_PAYLOAD_LEN + 2]
+        .copy_from_slice(&ip_payload.to_be_bytes());
     frame[l3 + IPV6_HOP_LIMIT] = 255;
     frame[l3 + IPV6_SRC..l3 + IPV6_SRC + 16].copy_from_slice(&target.octets());
     frame[l3 + IPV6_DST..l3 + IPV6_DST + 16].copy_from_slice(&dst.octets());
@@ -247,7 +259,12 @@ pub fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
 /// Writes a Neighbor Solicitation for `target` from (`mac`, `ip`) to the
 /// target's solicited-node multicast address, with a Source Link-Layer
 /// Address option, into `buf` (at least 86 bytes); returns the frame length.
-pub fn neighbor_solicitation(buf: &mut [u8], mac: [u8; 6], ip: Ipv6Addr, target: Ipv6Addr) -> Option<usize> {
+pub fn neighbor_solicitation(
+    buf: &mut [u8],
+    mac: [u8; 6],
+    ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Option<usize> {
     const LEN: usize = 14 + 40 + ND_OPTIONS + 8;
     let f = buf.get_mut(..LEN)?;
     f.fill(0);
@@ -258,7 +275,8 @@ pub fn neighbor_solicitation(buf: &mut [u8], mac: [u8; 6], ip: Ipv6Addr, target:
     f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let ip6 = &mut f[14..54];
     ip6[0] = 0x60;
-    ip6[IPV6_PAYLOAD_LEN..IPV6_PAYLOAD_LEN + 2].copy_from_slice(&((ND_OPTIONS + 8) as u16).to_be_bytes());
+    ip6[IPV6_PAYLOAD_LEN..IPV6_PAYLOAD_LEN + 2]
+        .copy_from_slice(&((ND_OPTIONS + 8) as u16).to_be_bytes());
     ip6[6] = u8::from(IpProtocol::Icmpv6);
     ip6[IPV6_HOP_LIMIT] = 255;
     ip6[IPV6_SRC..IPV6_SRC + 16].copy_from_slice(&ip.octets());
@@ -337,15 +355,30 @@ mod tests {
     #[test]
     fn arp_request_is_answered_in_place() {
         let mut f = vec![0u8; 60];
-        arp_request(&mut f, THEIRS, "192.0.2.9".parse().unwrap(), "192.0.2.1".parse().unwrap()).unwrap();
+        arp_request(
+            &mut f,
+            THEIRS,
+            "192.0.2.9".parse().unwrap(),
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
         let p = parsed(&f);
-        assert_eq!(classify(&f, &p), Some(NdKind::ArpRequest { target: "192.0.2.1".parse().unwrap() }));
+        assert_eq!(
+            classify(&f, &p),
+            Some(NdKind::ArpRequest {
+                target: "192.0.2.1".parse().unwrap()
+            })
+        );
         assert_eq!(learn(&f, &p), Some(("192.0.2.9".parse().unwrap(), THEIRS)));
         assert!(answer_arp(&mut f, &p, OURS));
         let p = parsed(&f);
         assert_eq!(classify(&f, &p), Some(NdKind::ArpReply));
         assert_eq!(&f[0..6], &THEIRS);
-        assert_eq!(learn(&f, &p), Some(("192.0.2.1".parse().unwrap(), OURS)), "the reply teaches our binding");
+        assert_eq!(
+            learn(&f, &p),
+            Some(("192.0.2.1".parse().unwrap(), OURS)),
+            "the reply teaches our binding"
+        );
         assert_eq!(&f[14 + ARP_THA..14 + ARP_THA + 6], &THEIRS);
         assert_eq!(&f[14 + ARP_TPA..14 + ARP_TPA + 4], &[192, 0, 2, 9]);
     }
@@ -359,7 +392,10 @@ mod tests {
         assert_eq!(n, 86);
         assert!(icmpv6_ok(&f), "our NS checksum");
         let p = parsed(&f);
-        assert_eq!(classify(&f, &p), Some(NdKind::Solicitation { target: ours }));
+        assert_eq!(
+            classify(&f, &p),
+            Some(NdKind::Solicitation { target: ours })
+        );
         assert_eq!(learn(&f, &p), Some((IpAddr::V6(theirs), THEIRS)));
         assert!(answer_ns(&mut f, &p, OURS));
         assert!(icmpv6_ok(&f), "NA checksum");
@@ -369,13 +405,21 @@ mod tests {
         assert_eq!(&f[0..6], &THEIRS);
         assert_eq!(ipv6_at(&f, 14 + IPV6_DST), Some(theirs));
         assert_eq!(f[54 + 4], NA_ROUTER | NA_SOLICITED | NA_OVERRIDE);
-        assert_eq!(solicited_node(ours), "ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            solicited_node(ours),
+            "ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]
     fn bad_nd_is_not_classified() {
         let mut f = vec![0u8; 86];
-        neighbor_solicitation(&mut f, THEIRS, "2001:db8::9".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        neighbor_solicitation(
+            &mut f,
+            THEIRS,
+            "2001:db8::9".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        );
         let mut hop = f.clone();
         hop[14 + IPV6_HOP_LIMIT] = 64; // forwarded by a router: not link-local
         assert_eq!(classify(&hop, &parsed(&hop)), None);

@@ -19,7 +19,7 @@ use dpdk::{Eal, Mempool, PacketBurst, Port, PortId, PortSetup, SocketId};
 use serde::Serialize;
 
 use super::traffic::{GenCounts, Generator, Profile};
-use super::verify::{VerifyReport, Verifier};
+use super::verify::{Verifier, VerifyReport};
 use super::{frame_lengths, GenError, RunLimits};
 
 /// Counters of one port, read while the peer is still connected.
@@ -96,7 +96,11 @@ fn port_id(name: Option<&str>, default: u16) -> Result<PortId, GenError> {
 
 /// Runs the generator on DPDK ports; `eal_args` are passed to the EAL as
 /// they are.
-pub fn run(profile: &Profile, lim: &RunLimits, eal_args: &[String]) -> Result<LiveReport, GenError> {
+pub fn run(
+    profile: &Profile,
+    lim: &RunLimits,
+    eal_args: &[String],
+) -> Result<LiveReport, GenError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
@@ -149,7 +153,10 @@ fn run_with_eal(
     let hz = dpdk::time::tsc_hz();
     let wait_until = std::time::Instant::now() + lim.link_wait;
     loop {
-        let up = tx_port.link()?.up && rx_port.as_ref().map_or(Ok(true), |p| p.link().map(|l| l.up))?;
+        let up = tx_port.link()?.up
+            && rx_port
+                .as_ref()
+                .map_or(Ok(true), |p| p.link().map(|l| l.up))?;
         if up {
             break;
         }
@@ -161,10 +168,17 @@ fn run_with_eal(
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let mut txq = tx_port.take_tx_queue(0).ok_or_else(|| GenError::Setup("TX queue".into()))?;
-    let mut tx_rxq = tx_port.take_rx_queue(0).ok_or_else(|| GenError::Setup("RX queue".into()))?;
+    let mut txq = tx_port
+        .take_tx_queue(0)
+        .ok_or_else(|| GenError::Setup("TX queue".into()))?;
+    let mut tx_rxq = tx_port
+        .take_rx_queue(0)
+        .ok_or_else(|| GenError::Setup("RX queue".into()))?;
     let mut rx_rxq = match rx_port.as_mut() {
-        Some(p) => Some(p.take_rx_queue(0).ok_or_else(|| GenError::Setup("RX queue".into()))?),
+        Some(p) => Some(
+            p.take_rx_queue(0)
+                .ok_or_else(|| GenError::Setup("RX queue".into()))?,
+        ),
         None => None,
     };
 
@@ -179,7 +193,11 @@ fn run_with_eal(
         .map_or(u64::MAX, |d| dpdk::time::duration_to_tsc(d, hz));
     let warm_tsc = dpdk::time::duration_to_tsc(lim.warmup, hz);
     let drain_tsc = dpdk::time::duration_to_tsc(lim.drain, hz);
-    let ticks_per_pkt = if lim.rate > 0.0 { hz as f64 / lim.rate } else { 0.0 };
+    let ticks_per_pkt = if lim.rate > 0.0 {
+        hz as f64 / lim.rate
+    } else {
+        0.0
+    };
 
     let t0 = dpdk::time::tsc();
     let mut planned = 0u64;
@@ -206,7 +224,9 @@ fn run_with_eal(
                     let Some(mut m) = pool.alloc() else { break };
                     let p = g.plan();
                     let len = g.len_of(&p);
-                    let Some(buf) = m.append(len as u16) else { break };
+                    let Some(buf) = m.append(len as u16) else {
+                        break;
+                    };
                     g.fill(&p, buf, now);
                     let _ = txb.push(m);
                     planned += 1;
@@ -259,7 +279,9 @@ fn run_with_eal(
                 window = Some((now, sent, received, cpu_ticks()));
             }
             if sending
-                && ((planned >= count && txb.is_empty()) || el >= dur_tsc || stop.load(Ordering::Relaxed))
+                && ((planned >= count && txb.is_empty())
+                    || el >= dur_tsc
+                    || stop.load(Ordering::Relaxed))
             {
                 sending = false;
                 txb.clear();
@@ -270,7 +292,10 @@ fn run_with_eal(
             if !sending && now.saturating_sub(last_rx) >= drain_tsc {
                 break;
             }
-            if !sending && stop.load(Ordering::Relaxed) && now - t0 > dur_tsc.saturating_add(drain_tsc) {
+            if !sending
+                && stop.load(Ordering::Relaxed)
+                && now - t0 > dur_tsc.saturating_add(drain_tsc)
+            {
                 break;
             }
         }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use traffic::{GenCounts, Generator, Kind, Mix, Profile, Transport};
-pub use verify::{VerifyReport, Verifier};
+pub use verify::{Verifier, VerifyReport};
 
 /// Why the generator failed.
 #[derive(Debug, thiserror::Error)]

@@ -162,9 +162,7 @@ impl std::str::FromStr for Mix {
                 .iter()
                 .copied()
                 .find(|x| x.name() == k.trim())
-                .ok_or_else(|| {
-                    format!("{k:?}: unknown kind (hao, esp, slaac, bu, ipv4, ipv6)")
-                })?;
+                .ok_or_else(|| format!("{k:?}: unknown kind (hao, esp, slaac, bu, ipv4, ipv6)"))?;
             let share: u32 = v
                 .trim()
                 .parse()
@@ -580,12 +578,8 @@ impl Generator {
         // Interleave so that consecutive node ids have different kinds.
         let mut spread = Vec::with_capacity(kinds.len());
         let total = kinds.len();
-        let mut counts: Vec<(Kind, usize, usize)> = p
-            .mix
-            .0
-            .iter()
-            .map(|&(k, n)| (k, n as usize, 0))
-            .collect();
+        let mut counts: Vec<(Kind, usize, usize)> =
+            p.mix.0.iter().map(|&(k, n)| (k, n as usize, 0)).collect();
         for i in 0..total {
             // Pick the kind furthest behind its share at this point.
             let (best, _) = counts
@@ -814,7 +808,10 @@ mod tests {
                 if !pl.bu {
                     assert!(f.len() + FCS_LEN >= size);
                     let m = Mark::parse(&f).unwrap();
-                    assert_eq!((m.flow, m.seq, m.tsc48), (pl.node, pl.seq, 0x5678_9abc_def0));
+                    assert_eq!(
+                        (m.flow, m.seq, m.tsc48),
+                        (pl.node, pl.seq, 0x5678_9abc_def0)
+                    );
                 }
             }
         }
@@ -864,7 +861,11 @@ mod tests {
                     )
                 }
             };
-            assert_eq!(checksum::fold(checksum::sum(ph, &f[l4..])), 0xffff, "{kind:?}");
+            assert_eq!(
+                checksum::fold(checksum::sum(ph, &f[l4..])),
+                0xffff,
+                "{kind:?}"
+            );
         }
     }
 
@@ -889,7 +890,10 @@ mod tests {
         }
         assert_eq!(new, 1000);
         assert!(bus > 100, "a BU per move of the bu node: {bus}");
-        assert_eq!(g.counts.data + g.counts.new_identity + g.counts.binding_updates, 4000);
+        assert_eq!(
+            g.counts.data + g.counts.new_identity + g.counts.binding_updates,
+            4000
+        );
         // Kinds interleave: six nodes, six kinds.
         let kinds: Vec<Kind> = (0..6).map(|n| g.kind(n)).collect();
         for k in Kind::ALL {
@@ -902,6 +906,9 @@ mod tests {
         assert!("hao=1,foo=2".parse::<Mix>().is_err());
         assert!("hao=0".parse::<Mix>().is_err());
         assert!("hao".parse::<Mix>().is_err());
-        assert_eq!("ipv4=100".parse::<Mix>().unwrap().0, vec![(Kind::Ipv4, 100)]);
+        assert_eq!(
+            "ipv4=100".parse::<Mix>().unwrap().0,
+            vec![(Kind::Ipv4, 100)]
+        );
     }
 }

@@ -84,6 +84,8 @@ counters! {
     NeighborRequests => "neighbor_requests",
     /// Binding updates that created or removed a care-of alias.
     BindingUpdates => "binding_updates",
+    /// Home-agent notifications accepted (aliases created or removed).
+    NotificationsAccepted => "notifications_accepted",
     /// Packets whose care-of address resolved to a home address.
     AliasHits => "alias_hits",
     /// Live care-of aliases on the worker (a gauge).

@@ -275,7 +275,17 @@ fn run_with_eal(
         None => IdentityHasher::random()
             .map_err(|e| RuntimeError::Setup(format!("drawing a random hash key: {e}")))?,
     };
+    let wall_base_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let sizing = CoreSizing {
+        notify_guard: cfg
+            .binding_notify
+            .as_ref()
+            .map(|n| n.replay_guard as usize)
+            .unwrap_or(1024),
+        wall_base_ms,
         sessions: cfg.dataplane.sessions_per_worker as usize,
         aliases: cfg.dataplane.aliases_per_worker as usize,
         neighbors: 4096,
@@ -300,7 +310,11 @@ fn run_with_eal(
             SocketId::ANY,
         )?));
     }
-    let command_senders: Vec<_> = command_rings.iter().flatten().map(|(s, _)| s.clone()).collect();
+    let command_senders: Vec<_> = command_rings
+        .iter()
+        .flatten()
+        .map(|(s, _)| s.clone())
+        .collect();
     let mut port_index = vec![
         0u8;
         ports
@@ -346,7 +360,9 @@ fn run_with_eal(
         .map_err(|e| RuntimeError::Setup(format!("worker {w}: {e}")))?;
         session_memory += lb.session_memory();
         session_capacity += lb.session_capacity();
-        let (_, commands) = command_rings[w].take().expect("one command ring per worker");
+        let (_, commands) = command_rings[w]
+            .take()
+            .expect("one command ring per worker");
         setups.push(WorkerSetup {
             index: w,
             commands,
@@ -567,12 +583,19 @@ impl Management<'_> {
                 }
             }
             if let Some(idle) = self.opts.until_idle {
-                let rx: u64 = self.controls.iter().map(|c| c.counters.snapshot().get(Counter::RxPackets)).sum();
+                let rx: u64 = self
+                    .controls
+                    .iter()
+                    .map(|c| c.counters.snapshot().get(Counter::RxPackets))
+                    .sum();
                 if rx != last_rx {
                     last_rx = rx;
                     last_rx_change = now;
                 } else if now.duration_since(last_rx_change) >= idle {
-                    log::info!("no packet received for {}: stopping", humantime::format_duration(idle));
+                    log::info!(
+                        "no packet received for {}: stopping",
+                        humantime::format_duration(idle)
+                    );
                     return StopReason::Idle;
                 }
             }
@@ -584,8 +607,10 @@ impl Management<'_> {
                     let secs = interval.as_secs_f64();
                     log::info!(
                         "rx {:.0} pps, tx {:.0} pps, tx drops {}, idle polls {}",
-                        (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64 / secs,
-                        (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64 / secs,
+                        (total.get(Counter::RxPackets) - previous.get(Counter::RxPackets)) as f64
+                            / secs,
+                        (total.get(Counter::TxPackets) - previous.get(Counter::TxPackets)) as f64
+                            / secs,
                         total.get(Counter::TxFull),
                         total.get(Counter::IdlePolls),
                     );
@@ -607,14 +632,20 @@ impl Management<'_> {
         let new = match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                log::error!("SIGHUP: {} not reloaded, the running configuration stays:\n{e}", path.display());
+                log::error!(
+                    "SIGHUP: {} not reloaded, the running configuration stays:\n{e}",
+                    path.display()
+                );
                 return;
             }
         };
         let topo = match self.topo.reloaded(&new) {
             Ok(t) => Arc::new(t),
             Err(e) => {
-                log::error!("SIGHUP: {} not reloaded, the running configuration stays: {e}", path.display());
+                log::error!(
+                    "SIGHUP: {} not reloaded, the running configuration stays: {e}",
+                    path.display()
+                );
                 return;
             }
         };
@@ -654,8 +685,11 @@ impl Management<'_> {
     fn push_topology(&mut self) {
         let topo = &self.topo;
         let commands = &self.commands;
-        self.pending_topology
-            .retain(|&w| commands[w].send(WorkerCommand::Topology(topo.clone())).is_err());
+        self.pending_topology.retain(|&w| {
+            commands[w]
+                .send(WorkerCommand::Topology(topo.clone()))
+                .is_err()
+        });
     }
 }
 
@@ -669,7 +703,12 @@ struct PortsView<'a> {
 fn backend_labels(topo: &Topology) -> Vec<(String, String)> {
     topo.services
         .iter()
-        .flat_map(|s| s.backends.backends().iter().map(|b| (s.name.clone(), b.address.to_string())))
+        .flat_map(|s| {
+            s.backends
+                .backends()
+                .iter()
+                .map(|b| (s.name.clone(), b.address.to_string()))
+        })
         .collect()
 }
 

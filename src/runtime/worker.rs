@@ -25,6 +25,7 @@ use dpdk::Mempool;
 
 use crate::dataplane::lb::{CoreLb, Frame, LbDrop, NeighborRequest, Verdict, WorkerCommand};
 use crate::dataplane::neighbor;
+use crate::dataplane::notify::NotifyDrop;
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
 use crate::packet::DropReason;
 
@@ -57,7 +58,7 @@ impl WorkerControl {
         WorkerControl {
             stop: AtomicBool::new(false),
             counters: SharedCounters::default(),
-            drops: PublishedArray::new(DropReason::COUNT + LbDrop::COUNT),
+            drops: PublishedArray::new(DropReason::COUNT + LbDrop::COUNT + NotifyDrop::COUNT),
             backend_packets: PublishedArray::new(backends),
         }
     }
@@ -141,9 +142,10 @@ impl Frame for Mbuf {
         let have = self.len();
         match len.cmp(&have) {
             std::cmp::Ordering::Equal => true,
-            std::cmp::Ordering::Greater => {
-                u16::try_from(len - have).ok().and_then(|n| self.append(n)).is_some()
-            }
+            std::cmp::Ordering::Greater => u16::try_from(len - have)
+                .ok()
+                .and_then(|n| self.append(n))
+                .is_some(),
             std::cmp::Ordering::Less => u16::try_from(have - len).is_ok_and(|n| self.trim(n)),
         }
     }
@@ -230,6 +232,10 @@ impl Dispatch {
             lb.neighbor_requests_suppressed,
         );
         c.set(Counter::BindingUpdates, lb.binding_updates);
+        c.set(
+            Counter::NotificationsAccepted,
+            self.lb.notify_counters.accepted,
+        );
         c.set(Counter::NeighborAnswers, lb.neighbor_answers);
         c.set(Counter::NeighborsLearned, lb.neighbors_learned);
         c.set(Counter::NeighborRequests, lb.neighbor_requests);
@@ -242,6 +248,10 @@ impl Dispatch {
             control.drops.store(i, lb.parse_drops.get(*r));
         }
         control.drops.store_all(DropReason::COUNT, &lb.lb_drops);
+        control.drops.store_all(
+            DropReason::COUNT + LbDrop::COUNT,
+            &self.lb.notify_counters.drops,
+        );
         let mut at = 0;
         for per_service in &lb.backend_packets {
             control.backend_packets.store_all(at, per_service);
@@ -334,7 +344,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
 
         // Neighbours learned here go to every other core; requests for
         // unresolved next hops are built in fresh mbufs and queued for TX.
-        let Dispatch { lb, pending, counters, .. } = &mut d;
+        let Dispatch {
+            lb,
+            pending,
+            counters,
+            ..
+        } = &mut d;
         lb.drain_neighbor_work(
             |u| {
                 for (w, ring) in peers.iter().enumerate() {
