@@ -15,7 +15,7 @@
 # builds on a shared VM steal cores); rejected runs are kept in the raw data.
 #
 # --quick: 3 pairs, 2 s windows (a few minutes). Default: 7 pairs, 5 s windows
-# (published figures). --json PATH writes the summary (see docs/bench.md).
+# (published figures). --json PATH writes the summary (see README.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

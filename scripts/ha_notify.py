@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Send or capture roamlb home-agent notifications (docs/notify.md).
+"""Send or capture roamlb home-agent notifications (README.md).
 
 A home agent tells roamlb that a mobile node's care-of address changed with
 one 80-octet UDP datagram signed with HMAC-SHA256 under a shared key. This

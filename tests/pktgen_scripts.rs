@@ -1,7 +1,7 @@
 //! The pktgen-dpdk material in `scripts/pktgen/`: every Lua file parses
 //! (`luac5.3 -p`), the shell scripts parse (`bash -n`), and the capture each
 //! script replays (`local CAPTURE = "..."`) is written by a command that
-//! `scripts/pktgen/captures.sh` and `docs/bench.md` both give verbatim —
+//! `scripts/pktgen/captures.sh` and `README.md` both give verbatim —
 //! run here, it produces that capture with the requested packet count.
 
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ fn pcap_count(p: &Path) -> (u64, usize) {
 #[test]
 fn captures_named_by_scripts_come_from_the_documented_commands() {
     let captures_sh = std::fs::read_to_string(root().join("scripts/pktgen/captures.sh")).unwrap();
-    let docs = std::fs::read_to_string(root().join("docs/bench.md")).unwrap();
+    let docs = std::fs::read_to_string(root().join("README.md")).unwrap();
     let script_cmds = gen_commands(&captures_sh);
     let doc_cmds = gen_commands(&docs);
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +98,7 @@ fn captures_named_by_scripts_come_from_the_documented_commands() {
             .unwrap_or_else(|| panic!("{}: captures.sh does not write {capture}", f.display()));
         assert!(
             doc_cmds.iter().any(|(_, c)| c == cmd),
-            "docs/bench.md does not give `{cmd}` verbatim"
+            "README.md does not give `{cmd}` verbatim"
         );
         let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
         let o = Command::new(env!("CARGO_BIN_EXE_roamlb"))

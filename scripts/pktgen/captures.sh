@@ -1,7 +1,7 @@
 #!/bin/bash
 # Writes the captures the pktgen scripts replay (`-s 0:FILE`), with roamlb's
 # own generator — no EAL needed. Every Lua script names its capture in
-# `local CAPTURE = "..."`; docs/bench.md lists the same commands, and
+# `local CAPTURE = "..."`; README.md lists the same commands, and
 # tests/pktgen_scripts.rs checks that they agree and produce the files.
 #
 #   scripts/pktgen/captures.sh [OUTDIR]      (default: scripts/pktgen/captures)

@@ -3,7 +3,7 @@
 --
 --   pktgen ... -- -P -m "[1:2].0,[3:4].1" -s 0:mobile-1k-64.pcap -f scripts/pktgen/replay.lua
 --
--- The capture comes from scripts/pktgen/captures.sh (see docs/bench.md).
+-- The capture comes from scripts/pktgen/captures.sh (see README.md).
 package.path = package.path .. ";scripts/pktgen/?.lua;?.lua"
 require "Pktgen"
 local common = require "common"

@@ -10,7 +10,7 @@
 //! ([`Notification::alias_update`] gives the [`AliasUpdate`] that
 //! [`CoreLb::apply_alias`](crate::dataplane::lb::CoreLb::apply_alias) and the
 //! alias broadcast take). The wire format, the key and the replay rules are
-//! documented for home-agent implementers in `docs/notify.md`; the sender
+//! documented for home-agent implementers in `README.md`; the sender
 //! `scripts/ha_notify.py` is an independent encoder that the tests check
 //! this module against.
 //!
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(&b[64..80], &m.finalize().into_bytes()[..16]);
     }
 
-    /// The example in docs/notify.md, as `ha_notify.py` printed it.
+    /// The example in the README, as `ha_notify.py` printed it.
     const FIXTURE: &str = "524c424e010000000000019aa940fd40000000000000002a0000025800000000\
                            20010db8000100000000000000000010\
                            20010db8009900000000000000000002\
