@@ -8,14 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("HugePages_Free:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
+mod common;
 
 fn dut_config(tag: &str) -> String {
     // Backends on-link on the server port, with static neighbours (no ND/ARP).
@@ -72,7 +65,7 @@ backend = [{{ address = "192.0.2.30" }}, {{ address = "192.0.2.31" }}]
 
 #[test]
 fn live_memif_run_verifies_every_flow() {
-    if free_hugepages() < 300 {
+    if common::free_hugepages() < 300 {
         eprintln!(
             "gen_live: fewer than 300 free hugepages (scripts/setup.sh reserves 2048): skipped"
         );

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 fn roamlb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_roamlb"))
 }
@@ -160,20 +162,6 @@ fn write_pcap_dissects_in_tshark() {
     assert_eq!(r["bytes"], 600);
 }
 
-fn memory_section() -> &'static str {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let free = meminfo
-        .lines()
-        .find(|l| l.starts_with("HugePages_Free:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    if free >= 256 {
-        "hugepages = true\nmemory = \"256MiB\"\n"
-    } else {
-        "hugepages = false\nmemory = \"256MiB\"\n"
-    }
-}
-
 /// Services in `forwarding` mode (`dnat` or `dsr`).
 fn services(forwarding: &str) -> String {
     format!(
@@ -232,7 +220,7 @@ fn through_replay(forwarding: &str) {
          [[ports]]\nname = \"client\"\ndevice = \"net_ring0\"\nrole = \"client\"\n\
          [[ports]]\nname = \"server\"\ndevice = \"net_ring1\"\nrole = \"server\"\n\
          addresses = [\"2001:db8:1::1/64\", \"192.0.2.1/24\"]\n{}",
-        memory_section(),
+        common::eal_memory(true, 256, "gen_pcap"),
         services(forwarding)
     );
     let cfg_path = dir.path().join("roamlb.toml");

@@ -12,6 +12,8 @@ use std::process::Command;
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 
+mod common;
+
 const NODES: u32 = 10_000;
 const PACKETS_PER_NODE: u32 = 6;
 
@@ -22,21 +24,6 @@ fn root() -> PathBuf {
 fn python() -> Command {
     // Debian's python3 carries python3-scapy (installed by scripts/setup.sh).
     Command::new("/usr/bin/python3")
-}
-
-fn memory_section() -> String {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let free = meminfo
-        .lines()
-        .find(|l| l.starts_with("HugePages_Free:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    if free >= 256 {
-        "hugepages = true\nmemory = \"256MiB\"\n".into()
-    } else {
-        eprintln!("replay_affinity: no free hugepages here (scripts/setup.sh reserves them): using --no-huge");
-        "hugepages = false\nmemory = \"256MiB\"\n".into()
-    }
 }
 
 fn config(forwarding: &str) -> String {
@@ -87,7 +74,7 @@ address = "192.0.2.30"
 [[service.backend]]
 address = "192.0.2.31"
 "#,
-        mem = memory_section()
+        mem = common::eal_memory(true, 256, "replay_affinity")
     )
 }
 

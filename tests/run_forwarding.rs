@@ -12,33 +12,7 @@ use std::time::{Duration, Instant};
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
-fn hugepages_available() -> bool {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let free = meminfo
-        .lines()
-        .find(|l| l.starts_with("HugePages_Free:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
-        })
-        .unwrap_or(false);
-    free >= 128 && mounted
-}
-
-fn memory_mode(want_huge: bool, test: &str) -> &'static str {
-    if !want_huge {
-        return "hugepages = false\nmemory = \"128MiB\"\n";
-    }
-    if hugepages_available() {
-        "hugepages = true\nmemory = \"128MiB\"\n"
-    } else {
-        eprintln!("{test}: no free hugepages here (run scripts/setup.sh as root): running with --no-huge instead");
-        "hugepages = false\nmemory = \"128MiB\"\n"
-    }
-}
+mod common;
 
 fn frames() -> Vec<Vec<u8>> {
     // Ethernet + IPv6 + UDP-ish payloads of varied sizes (64..1514 bytes);
@@ -92,7 +66,7 @@ fn pcap_forwarding(want_huge: bool, test: &str) {
          [workers]\nlcores = [1]\nidle = \"sleep\"\nidle_sleep = \"100us\"\n\
          [[ports]]\nname = \"client\"\ndevice = \"net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/back.pcap\"\nforward_to = \"server\"\n\
          [[ports]]\nname = \"server\"\ndevice = \"net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out.pcap\"\nforward_to = \"client\"\n",
-        mem = memory_mode(want_huge, test),
+        mem = common::eal_memory(want_huge, 128, test),
         d = d.display()
     );
     std::fs::write(d.join("roamlb.toml"), cfg).unwrap();
@@ -114,7 +88,7 @@ fn pcap_forwarding(want_huge: bool, test: &str) {
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
     assert_eq!(report["stop_reason"], "idle");
-    assert_eq!(report["hugepages"], want_huge && hugepages_available());
+    assert_eq!(report["hugepages"], want_huge && common::hugepages_available(64));
     assert_eq!(report["mbufs_leaked"], 0);
     assert_eq!(report["ports"][0]["rx_packets"], input.len());
     assert_eq!(report["ports"][1]["tx_packets"], input.len());
@@ -165,7 +139,7 @@ fn sigterm_orderly_stop(want_huge: bool, test: &str, metrics_port: u16) {
          [management]\nstats_interval = \"200ms\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
          [[ports]]\nname = \"a\"\ndevice = \"net_null0\"\nforward_to = \"b\"\n\
          [[ports]]\nname = \"b\"\ndevice = \"net_null1\"\n",
-        mem = memory_mode(want_huge, test),
+        mem = common::eal_memory(want_huge, 128, test),
     );
     std::fs::write(d.join("roamlb.toml"), cfg).unwrap();
     let mut child = Command::new("timeout")
