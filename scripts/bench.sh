@@ -51,7 +51,7 @@ BIN=${ROAMLB_BIN:-$ROOT/target/release/roamlb}
 if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/dpdk/src" -newer "$BIN" -name '*.rs' | head -1)" ]; then
     (cd "$ROOT" && cargo build --release --bin roamlb)
 fi
-command -v dpdk-testpmd >/dev/null || { echo "bench.sh: dpdk-testpmd not found (apt-get install dpdk)" >&2; exit 1; }
+command -v dpdk-testpmd >/dev/null || { echo "bench.sh: dpdk-testpmd not found (scripts/setup.sh installs Debian's dpdk-dev)" >&2; exit 1; }
 FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 [ "${FREE:-0}" -ge 600 ] || { echo "bench.sh: need 600 free 2 MiB hugepages (scripts/setup.sh), have ${FREE:-0}" >&2; exit 1; }
 

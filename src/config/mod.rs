@@ -212,8 +212,9 @@ pub struct PortConfig {
     /// A PCI address (`0000:01:00.0`, optionally `,devargs`) or vdev
     /// arguments (`net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`).
     pub device: String,
-    /// Where received packets go until the load-balancing data plane lands:
-    /// the name of a port (itself allowed).
+    /// Where received packets that match no service (and ARP/ND not for
+    /// the appliance) are bridged, unchanged: the name of a port (itself
+    /// allowed).
     pub forward_to: Option<String>,
     /// RX queues; default one per worker.
     pub rx_queues: Option<u16>,
