@@ -926,6 +926,12 @@ impl CoreLb {
         })
     }
 
+    /// This core's current topology (a new handle: clone it once, not per
+    /// packet).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topo.clone()
+    }
+
     /// Live sessions on this core.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
@@ -1198,9 +1204,22 @@ impl CoreLb {
 
     /// Decides what happens to one packet received on `in_port` (or handed
     /// over by another core when `handed_off`), rewriting it as needed.
+    ///
+    /// Convenience for tests and tools: it clones the shared topology handle
+    /// (an atomic on a cache line every worker shares), so the worker loop
+    /// calls [`CoreLb::process_with`] with a handle it holds itself.
+    pub fn process<F: Frame>(&mut self, f: &mut F, in_port: u8, now: u32, handed_off: bool) -> Verdict {
+        let topo = self.topo.clone();
+        self.process_with(&topo, f, in_port, now, handed_off)
+    }
+
+    /// The same as [`CoreLb::process`] with the topology passed in: the
+    /// packet path. `topo` must be this core's current topology (the one
+    /// last given to [`CoreLb::set_topology`]).
     #[inline]
-    pub fn process<F: Frame>(
+    pub fn process_with<F: Frame>(
         &mut self,
+        topo: &Topology,
         f: &mut F,
         in_port: u8,
         now: u32,
@@ -1210,7 +1229,7 @@ impl CoreLb {
         {
             // A port with `forward_to` bridges what it does not balance,
             // including what it cannot parse; elsewhere the reason counts.
-            if let Some(out) = self.topo.ports[usize::from(in_port)].forward_to {
+            if let Some(out) = topo.ports[usize::from(in_port)].forward_to {
                 self.counters.raw_forwarded += 1;
                 return Verdict::Transmit(out);
             }
@@ -1218,17 +1237,16 @@ impl CoreLb {
             return Verdict::Drop;
         }
         let p = self.parsed;
-        let topo = self.topo.clone();
         let frame = f.bytes();
         let (src, dst) = match p.l3 {
             L3Kind::Ipv4 | L3Kind::Ipv6 => match (p.src_addr(frame), dst_addr(frame, &p)) {
                 (Some(s), Some(d)) => (s, d),
                 _ => return self.counters.drop(LbDrop::RewriteFailed),
             },
-            _ => return self.neighbor_control(f, &p, &topo, in_port, now),
+            _ => return self.neighbor_control(f, &p, topo, in_port, now),
         };
         if is_neighbor_discovery(&p, frame) {
-            return self.neighbor_control(f, &p, &topo, in_port, now);
+            return self.neighbor_control(f, &p, topo, in_port, now);
         }
         let ports = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some((p.src_port, p.dst_port));
@@ -1242,12 +1260,12 @@ impl CoreLb {
 
         if role != PortRole::Server {
             if let Some(si) = topo.match_service(dst, p.protocol, ports.map(|x| x.1)) {
-                return self.forward_to_backend(f, &p, &topo, si, now, handed_off);
+                return self.forward_to_backend(f, &p, topo, si, now, handed_off);
             }
         }
         if role != PortRole::Client {
             if let Some(si) = topo.reverse_service(src, p.protocol, ports.map(|x| x.0)) {
-                return self.reply_to_client(f, &p, &topo, si, dst, now);
+                return self.reply_to_client(f, &p, topo, si, dst, now);
             }
         }
         match topo.ports[usize::from(in_port)].forward_to {

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 use dpdk::Mempool;
 
-use crate::dataplane::lb::{CoreLb, Frame, LbDrop, NeighborRequest, Verdict, WorkerCommand};
+use crate::dataplane::lb::{CoreLb, Frame, LbDrop, NeighborRequest, Topology, Verdict, WorkerCommand};
 use crate::dataplane::neighbor;
 use crate::dataplane::notify::NotifyDrop;
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};
@@ -170,11 +170,19 @@ struct Dispatch {
 
 impl Dispatch {
     #[inline]
-    fn packet(&mut self, mut m: Mbuf, port: u8, now: u32, handed_off: bool, tx: &mut [TxQueue]) {
+    fn packet(
+        &mut self,
+        topo: &Topology,
+        mut m: Mbuf,
+        port: u8,
+        now: u32,
+        handed_off: bool,
+        tx: &mut [TxQueue],
+    ) {
         if !handed_off {
             self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
         }
-        match self.lb.process(&mut m, port, now, handed_off) {
+        match self.lb.process_with(topo, &mut m, port, now, handed_off) {
             Verdict::Transmit(out) => {
                 let out = usize::from(out);
                 let Some(buf) = self.pending.get_mut(out) else {
@@ -293,6 +301,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
         counters: WorkerCounters::default(),
         burst,
     };
+    // The worker's own handle on the topology: the packet path borrows it,
+    // so no reference count (shared by every core) is touched per packet.
+    let mut topo = d.lb.topology();
     let mut rx_burst = PacketBurst::new();
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
@@ -327,7 +338,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             received += n;
             d.counters.add(Counter::RxPackets, n as u64);
             for m in rx_burst.drain() {
-                d.packet(m, binding.port, now, false, &mut tx);
+                d.packet(&topo, m, binding.port, now, false, &mut tx);
             }
         }
         d.push_handoffs(&handoff_out);
@@ -338,7 +349,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             d.counters.add(Counter::HandoffsIn, n as u64);
             for m in rx_burst.drain() {
                 let port = port_index.get(usize::from(m.port())).copied().unwrap_or(0);
-                d.packet(m, port, now, true, &mut tx);
+                d.packet(&topo, m, port, now, true, &mut tx);
             }
         }
 
@@ -382,7 +393,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
             match commands.try_recv() {
                 Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
                 Some(WorkerCommand::Neighbor(u)) => d.lb.apply_neighbor(&u, now),
-                Some(WorkerCommand::Topology(t)) => d.lb.set_topology(t),
+                Some(WorkerCommand::Topology(t)) => {
+                    d.lb.set_topology(t.clone());
+                    topo = t;
+                }
                 None => break,
             }
         }
