@@ -57,6 +57,9 @@ FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 
 TAG="rlbbench$$"
 WORK=$(mktemp -d /tmp/roamlb-bench.XXXXXX)
+# Keep core files of a crashing DUT (core_pattern "core" puts them in the cwd).
+ulimit -c unlimited 2>/dev/null || true
+cd "$WORK"
 RUNS="$WORK/runs.jsonl"
 : > "$RUNS"
 DUT_PID=""
@@ -149,8 +152,9 @@ ticks() { # utime+stime of a PID in clock ticks
     awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-start_dut() { # $1 = roamlb | testpmd | testpmd-rxonly; sets DUT_PID
+start_dut() { # $1 = roamlb | testpmd | testpmd-rxonly; sets DUT_PID, DUT_LOG
     local log="$WORK/dut-$1.log"
+    DUT_LOG=$log
     if [ "$1" = roamlb ]; then
         taskset -c 1 "$BIN" run --config "$WORK/dut.toml" --duration 600 >"$log" 2>&1 &
         DUT_PID=$!
@@ -175,7 +179,14 @@ stop_dut() {
     kill -TERM "$DUT_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$DUT_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$DUT_PID" 2>/dev/null || true
-    wait "$DUT_PID" 2>/dev/null || true
+    local status=0
+    wait "$DUT_PID" 2>/dev/null || status=$?
+    # A DUT that died by a signal other than ours (e.g. SIGSEGV = 139) keeps
+    # its log, and its core file lands in $WORK (core dumps are on).
+    if [ "$status" -gt 128 ] && [ "$status" -ne 143 ] && [ "$status" -ne 137 ]; then
+        cp "$DUT_LOG" "$WORK/crash-$(date +%s%N)-$(basename "$DUT_LOG")" 2>/dev/null || true
+        echo "bench.sh: the DUT ($DUT_LOG) exited with status $status; log kept in $WORK" >&2
+    fi
     DUT_PID=""
     rm -rf "/var/run/dpdk/$TAG-dut" "/var/run/dpdk/$TAG-tp"
 }
