@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 fn ip(args: &[&str]) -> bool {
     Command::new("ip")
         .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
