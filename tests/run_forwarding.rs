@@ -88,7 +88,10 @@ fn pcap_forwarding(want_huge: bool, test: &str) {
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
     assert_eq!(report["stop_reason"], "idle");
-    assert_eq!(report["hugepages"], want_huge && common::hugepages_available(64));
+    assert_eq!(
+        report["hugepages"],
+        want_huge && common::hugepages_available(64)
+    );
     assert_eq!(report["mbufs_leaked"], 0);
     assert_eq!(report["ports"][0]["rx_packets"], input.len());
     assert_eq!(report["ports"][1]["tx_packets"], input.len());

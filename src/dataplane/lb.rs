@@ -1,6 +1,6 @@
 //! The per-core load balancer: what a worker does with one packet.
 //!
-//! [`CoreLb::process`] takes a frame, the port it came from and the coarse
+//! [`CoreLb::process_with`] takes a frame, the port it came from and the coarse
 //! time, and returns a [`Verdict`]: transmit on a port, hand off to the core
 //! that owns the packet's shard, or drop (the reason is counted inside). It is
 //! plain Rust over the [`Frame`] trait, so the whole pipeline is tested
@@ -1077,14 +1077,8 @@ impl CoreLb {
             self.counters.neighbor_answers += 1;
             return Verdict::Transmit(in_port);
         }
-        match topo.ports[usize::from(in_port)].forward_to {
-            Some(out) => {
-                self.counters.raw_forwarded += 1;
-                Verdict::Transmit(out)
-            }
-            // Consumed (learned from, or about someone else): not an error.
-            None => Verdict::Drop,
-        }
+        // Otherwise consumed (learned from, or about someone else): not an error.
+        self.bridge(topo, in_port).unwrap_or(Verdict::Drop)
     }
 
     /// A home-agent notification (S1): verified on the core that received
@@ -1202,18 +1196,23 @@ impl CoreLb {
         n
     }
 
-    /// Decides what happens to one packet received on `in_port` (or handed
-    /// over by another core when `handed_off`), rewriting it as needed.
-    ///
-    /// Convenience for tests and tools: it clones the shared topology handle
-    /// (an atomic on a cache line every worker shares), so the worker loop
-    /// calls [`CoreLb::process_with`] with a handle it holds itself.
-    pub fn process<F: Frame>(&mut self, f: &mut F, in_port: u8, now: u32, handed_off: bool) -> Verdict {
+    /// [`CoreLb::process_with`] for tests: it clones the shared topology handle (an atomic on
+    /// a cache line every worker shares), so the worker loop calls
+    /// [`CoreLb::process_with`] with a handle it holds itself.
+    #[cfg(test)]
+    pub fn process<F: Frame>(
+        &mut self,
+        f: &mut F,
+        in_port: u8,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
         let topo = self.topo.clone();
         self.process_with(&topo, f, in_port, now, handed_off)
     }
 
-    /// The same as [`CoreLb::process`] with the topology passed in: the
+    /// Decides what happens to one packet received on `in_port` (or handed
+    /// over by another core when `handed_off`), rewriting it as needed: the
     /// packet path. `topo` must be this core's current topology (the one
     /// last given to [`CoreLb::set_topology`]).
     #[inline]
@@ -1229,9 +1228,8 @@ impl CoreLb {
         {
             // A port with `forward_to` bridges what it does not balance,
             // including what it cannot parse; elsewhere the reason counts.
-            if let Some(out) = topo.ports[usize::from(in_port)].forward_to {
-                self.counters.raw_forwarded += 1;
-                return Verdict::Transmit(out);
+            if let Some(v) = self.bridge(topo, in_port) {
+                return v;
             }
             self.counters.parse_drops.inc(reason);
             return Verdict::Drop;
@@ -1268,21 +1266,24 @@ impl CoreLb {
                 return self.reply_to_client(f, &p, topo, si, dst, now);
             }
         }
-        match topo.ports[usize::from(in_port)].forward_to {
-            Some(out) => {
-                self.counters.raw_forwarded += 1;
-                Verdict::Transmit(out)
-            }
+        match self.bridge(topo, in_port) {
+            Some(v) => v,
             None => self.counters.drop(LbDrop::NoService),
         }
     }
 
+    /// Bridges a packet the balancer does not take to the port's
+    /// `forward_to`, unchanged; `None` when the port has none.
+    #[inline]
+    fn bridge(&mut self, topo: &Topology, in_port: u8) -> Option<Verdict> {
+        let out = topo.ports[usize::from(in_port)].forward_to?;
+        self.counters.raw_forwarded += 1;
+        Some(Verdict::Transmit(out))
+    }
+
     fn l2_control(&mut self, topo: &Topology, in_port: u8) -> Verdict {
-        match topo.ports[usize::from(in_port)].forward_to {
-            Some(out) => {
-                self.counters.raw_forwarded += 1;
-                Verdict::Transmit(out)
-            }
+        match self.bridge(topo, in_port) {
+            Some(v) => v,
             None => self.counters.drop(LbDrop::NeighborDiscovery),
         }
     }

@@ -23,7 +23,9 @@ use std::net::IpAddr;
 
 use dpdk::Mempool;
 
-use crate::dataplane::lb::{CoreLb, Frame, LbDrop, NeighborRequest, Topology, Verdict, WorkerCommand};
+use crate::dataplane::lb::{
+    CoreLb, Frame, LbDrop, NeighborRequest, Topology, Verdict, WorkerCommand,
+};
 use crate::dataplane::neighbor;
 use crate::dataplane::notify::NotifyDrop;
 use crate::mgmt::stats::{Counter, PublishedArray, SharedCounters, WorkerCounters};

@@ -14,7 +14,10 @@ pub fn free_hugepages() -> u64 {
 /// Whether at least `pages` hugepages are free and hugetlbfs is mounted.
 pub fn hugepages_available(pages: u64) -> bool {
     let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        })
         .unwrap_or(false);
     free_hugepages() >= pages && mounted
 }
