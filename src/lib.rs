@@ -14,6 +14,7 @@ pub mod classify;
 pub mod config;
 pub mod dataplane;
 pub mod gen;
+pub mod hugemem;
 pub mod identity;
 pub mod mgmt;
 pub mod packet;

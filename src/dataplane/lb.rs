@@ -1307,17 +1307,31 @@ impl CoreLb {
         // carries what the first core resolved, so the owner never
         // re-resolves it against a copy that may lag.
         let mut resolved = None;
+        // The hash of `Source(src)` when the alias look-up computed it: the
+        // identity's own hash when no alias resolves it.
+        let mut source_hash = None;
         if matches!(
             identity,
             Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
         ) {
             resolved = if handed_off {
                 read_meta(f)
+            } else if self.aliases.is_empty() {
+                // No binding update seen: nothing to look up (and no cache
+                // line of the alias table to miss).
+                None
             } else {
-                p.ipv6_src(f.bytes()).and_then(|src| {
-                    let h = self.hasher.hash(&Identity::Source(IpAddr::V6(src)));
-                    self.aliases.lookup(h, &src, now).map(|e| e.value())
-                })
+                match p.ipv6_src(f.bytes()) {
+                    Some(src) => {
+                        let source = Identity::Source(IpAddr::V6(src));
+                        let h = self.hasher.hash(&source);
+                        if identity == source {
+                            source_hash = Some(h);
+                        }
+                        self.aliases.lookup(h, &src, now).map(|e| e.value())
+                    }
+                    None => None,
+                }
             };
             if let Some(home) = resolved {
                 identity = Identity::HomeAddress(home);
@@ -1331,7 +1345,10 @@ impl CoreLb {
         if p.is_binding_update() && !handed_off {
             self.binding_update(f.bytes(), p, now);
         }
-        let hash = self.hasher.hash(&identity);
+        let hash = match (resolved, source_hash) {
+            (None, Some(h)) => h,
+            _ => self.hasher.hash(&identity),
+        };
         if !handed_off {
             let owner = self.buckets.core_of(hash);
             if owner != self.me {

@@ -254,8 +254,8 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .ok_or(TableError::CapacityTooLarge { requested: n })?;
         let slots = need;
         Ok(Self {
-            hashes: vec![0u64; slots].into_boxed_slice(),
-            entries: vec![None; slots].into_boxed_slice(),
+            hashes: crate::hugemem::filled_slice(slots, 0u64),
+            entries: crate::hugemem::filled_slice(slots, None),
             mask: slots - 1,
             len: 0,
             capacity: slots / USE_DEN * USE_NUM,

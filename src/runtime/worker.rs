@@ -37,8 +37,13 @@ pub const HOUSEKEEPING_EVERY: u64 = 256;
 /// Commands applied per loop iteration at most.
 const COMMANDS_PER_ITERATION: usize = 64;
 
-/// Session-table slots examined per expiry slice.
+/// Session-table slots examined per expiry slice at least.
 const EXPIRE_BUDGET: usize = 1024;
+
+/// Most extra slots an expiry slice examines for churn (new sessions since
+/// the previous slice, four slots each): bounds the slice's work at a few
+/// tens of microseconds.
+const EXPIRE_CHURN_MAX: usize = 32 * 1024;
 
 /// What the management core shares with one worker.
 #[derive(Debug)]
@@ -310,6 +315,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
     let mut commands_lost: u64 = 0;
+    let mut created_at_last_expire: u64 = 0;
     let hz = tsc_hz.max(1);
 
     loop {
@@ -318,7 +324,15 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let now = (now_tsc.wrapping_sub(start_tsc) / hz) as u32;
         if iteration % HOUSEKEEPING_EVERY == 0 {
             d.counters.set(Counter::CommandRingFull, commands_lost);
-            d.lb.expire(now, EXPIRE_BUDGET);
+            // The sweep keeps pace with churn: four slots per session
+            // created since the last slice, on top of the base budget.
+            let created = d.lb.counters.sessions_created;
+            let churn = created.wrapping_sub(created_at_last_expire) as usize;
+            created_at_last_expire = created;
+            d.lb.expire(
+                now,
+                EXPIRE_BUDGET + churn.saturating_mul(4).min(EXPIRE_CHURN_MAX),
+            );
             d.publish(&control);
             if control.stop.load(Ordering::Relaxed) {
                 break;
