@@ -351,6 +351,11 @@ pub struct Topology {
     /// Per port, the addresses answered to ARP/ND (its own addresses, and
     /// the VIPs on client-side ports), sorted.
     pub answers: Vec<Vec<IpAddr>>,
+    /// Per service and backend index: the MAC of the backend's next hop
+    /// out of the server port when a static neighbour gives it, found once
+    /// here instead of per packet; `None`: resolved through the neighbour
+    /// cache.
+    pub egress: Vec<Box<[Option<[u8; 6]>]>>,
     /// The home-agent notification channel, when configured.
     pub notify: Option<NotifySpec>,
 }
@@ -614,7 +619,7 @@ impl Topology {
             .filter_map(|n| index(&n.port).map(|p| ((p, n.address), n.mac.0)))
             .collect();
         neighbors.sort_unstable_by_key(|(k, _)| *k);
-        Ok(Topology {
+        let mut topo = Topology {
             services,
             ports,
             neighbors,
@@ -635,7 +640,23 @@ impl Topology {
                 }),
                 None => None,
             },
-        })
+            egress: Vec::new(),
+        };
+        topo.egress = topo
+            .services
+            .iter()
+            .map(|svc| {
+                svc.backends
+                    .backends()
+                    .iter()
+                    .map(|b| {
+                        let nh = topo.next_hop(topo.server_port, b.address)?;
+                        topo.static_neighbor(topo.server_port, nh)
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(topo)
     }
 
     #[inline]
@@ -699,6 +720,11 @@ impl Topology {
             .find(|g| g.is_ipv4() == dst.is_ipv4())
     }
 }
+
+/// Live sessions from which a worker prefetches each burst's session
+/// slots: 64 Ki sessions are about 3.5 MiB of table, past what the caches
+/// of one core hold.
+pub const PREFETCH_MIN_SESSIONS: usize = 64 * 1024;
 
 /// Key of the session table: one identity per service, packed into 20
 /// bytes with alignment 2 (`Identity` itself is 24 bytes with alignment 8),
@@ -866,7 +892,6 @@ pub struct CoreLb {
     /// Home-agent notifications: accepted, and drops by reason.
     pub notify_counters: NotifyCounters,
     schedulers: Vec<Scheduler>,
-    parsed: Parsed,
     /// Counters, read and published by the worker loop.
     pub counters: LbCounters,
 }
@@ -921,7 +946,6 @@ impl CoreLb {
             notify_counters: NotifyCounters::default(),
             neighbors: Table::with_capacity(sizing.neighbors)?,
             schedulers,
-            parsed: Parsed::default(),
             topo,
         })
     }
@@ -1179,6 +1203,54 @@ impl CoreLb {
         }
     }
 
+    /// Whether [`CoreLb::prefetch`] pays: the session table has outgrown
+    /// the caches (below that, a second parse per packet costs more than
+    /// the misses it hides).
+    #[inline]
+    pub fn wants_prefetch(&self) -> bool {
+        self.sessions.len() >= PREFETCH_MIN_SESSIONS
+    }
+
+    /// First pass over an RX burst: finds the session slot a client packet
+    /// will use and starts loading it, so the misses of the burst overlap.
+    /// Changes nothing; packets it cannot place are simply not prefetched.
+    /// Identities an alias may rewrite are skipped (the look-up would cost
+    /// what the prefetch saves).
+    #[inline]
+    pub fn prefetch(&mut self, topo: &Topology, frame: &[u8], in_port: u8) {
+        if topo.ports[usize::from(in_port)].role == PortRole::Server {
+            return;
+        }
+        let mut parsed = Parsed::default();
+        if crate::packet::parse_into(frame, &self.parse_cfg, &mut parsed).is_err() {
+            return;
+        }
+        let p = &parsed;
+        let Some(dst) = dst_addr(frame, p) else {
+            return;
+        };
+        let dport = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
+            .then_some(p.dst_port);
+        let Some(si) = topo.match_service(dst, p.protocol, dport) else {
+            return;
+        };
+        let Some(identity) = identify(frame, p, topo.services[si].mode) else {
+            return;
+        };
+        if !self.aliases.is_empty()
+            && matches!(
+                identity,
+                Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
+            )
+        {
+            return;
+        }
+        let hash = self.hasher.hash(&identity);
+        if self.buckets.core_of(hash) == self.me {
+            self.sessions.prefetch(hash);
+        }
+    }
+
     /// Expires sessions, examining at most `budget` slots.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
@@ -1224,8 +1296,10 @@ impl CoreLb {
         now: u32,
         handed_off: bool,
     ) -> Verdict {
-        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut self.parsed)
-        {
+        // Parsed into a local: copying a struct back out of `self` right
+        // after the parser's narrow stores stalls on store forwarding.
+        let mut p = Parsed::default();
+        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut p) {
             // A port with `forward_to` bridges what it does not balance,
             // including what it cannot parse; elsewhere the reason counts.
             if let Some(v) = self.bridge(topo, in_port) {
@@ -1234,7 +1308,6 @@ impl CoreLb {
             self.counters.parse_drops.inc(reason);
             return Verdict::Drop;
         }
-        let p = self.parsed;
         let frame = f.bytes();
         let (src, dst) = match p.l3 {
             L3Kind::Ipv4 | L3Kind::Ipv6 => match (p.src_addr(frame), dst_addr(frame, &p)) {
@@ -1403,7 +1476,16 @@ impl CoreLb {
         if !rewritten {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
-        if let Err(reason) = self.set_l2(f, topo, out, baddr, now) {
+        let static_mac = topo
+            .egress
+            .get(si)
+            .and_then(|e| e.get(usize::from(backend)).copied())
+            .flatten();
+        let l2 = match static_mac {
+            Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac),
+            None => self.set_l2(f, topo, out, baddr, now),
+        };
+        if let Err(reason) = l2 {
             return self.counters.drop(reason);
         }
         if let Some(c) = self.counters.backend_packets[si].get_mut(usize::from(backend)) {
@@ -1494,13 +1576,20 @@ impl CoreLb {
                 }
             }
         };
-        let b = f.bytes_mut();
-        if b.len() < 12 {
-            return Err(LbDrop::RewriteFailed);
+        write_l2(f, mac, topo.ports[usize::from(port)].mac)
+    }
+}
+
+/// Writes the Ethernet destination and source of `f`.
+#[inline]
+fn write_l2<F: Frame>(f: &mut F, dst: [u8; 6], src: [u8; 6]) -> Result<(), LbDrop> {
+    match f.bytes_mut().get_mut(0..12) {
+        Some(b) => {
+            b[0..6].copy_from_slice(&dst);
+            b[6..12].copy_from_slice(&src);
+            Ok(())
         }
-        b[0..6].copy_from_slice(&mac);
-        b[6..12].copy_from_slice(&topo.ports[usize::from(port)].mac);
-        Ok(())
+        None => Err(LbDrop::RewriteFailed),
     }
 }
 

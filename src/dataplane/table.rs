@@ -254,8 +254,8 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .ok_or(TableError::CapacityTooLarge { requested: n })?;
         let slots = need;
         Ok(Self {
-            hashes: crate::hugemem::filled_slice(slots, 0u64),
-            entries: crate::hugemem::filled_slice(slots, None),
+            hashes: crate::memory::filled_slice(slots, 0u64),
+            entries: crate::memory::filled_slice(slots, None),
             mask: slots - 1,
             len: 0,
             capacity: slots / USE_DEN * USE_NUM,
@@ -341,6 +341,15 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             i = (i + 1) & self.mask;
             d += 1;
         }
+    }
+
+    /// Starts loading the home slot of `hash` (its stored hash and entry)
+    /// into the cache, ahead of a [`Table::lookup`] or [`Table::insert`].
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let i = self.home(canon(hash));
+        crate::memory::prefetch(&self.hashes[i]);
+        crate::memory::prefetch(&self.entries[i]);
     }
 
     /// Finds a live entry and refreshes its expiry to `now + lifetime`.

@@ -353,6 +353,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             received += n;
             d.counters.add(Counter::RxPackets, n as u64);
+            if d.lb.wants_prefetch() {
+                for m in rx_burst.as_slice() {
+                    d.lb.prefetch(&topo, m.bytes(), binding.port);
+                }
+            }
             for m in rx_burst.drain() {
                 d.packet(&topo, m, binding.port, now, false, &mut tx);
             }

@@ -1,4 +1,4 @@
-//! Per-core table arrays on transparent huge pages, faulted in at start.
+//! Memory helpers for the per-core tables: huge-page backing and prefetch.
 //!
 //! A session table of a few million slots spans hundreds of megabytes; on
 //! 4 KiB pages every lookup of a random identity is a TLB miss as well as a
@@ -10,6 +10,11 @@
 //! faults and zeroing happen at start and none on the packet path. Where the
 //! kernel refuses the advice the array still works on small pages; nothing
 //! here can fail beyond the allocation itself.
+//!
+//! [`prefetch`] asks for the cache line of a table slot ahead of use: a
+//! worker hashes a whole RX burst first and prefetches each packet's home
+//! slot, so the misses of a large table overlap instead of stalling one
+//! after the other.
 
 /// Huge page size the advice is aligned to (x86-64 and aarch64 with 4 KiB
 /// base pages).
@@ -46,6 +51,23 @@ fn advise_huge(start: *mut u8, len: usize) {
     unsafe {
         libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
     }
+}
+
+/// Hints the CPU to bring the cache line holding `*r` into all cache
+/// levels. A no-op on targets other than x86-64.
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 (SSE, part of the x86-64 baseline) is only a hint:
+    // it never faults, never writes, and architecturally has no effect on
+    // program state; the pointer comes from a live reference anyway.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            (r as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
 }
 
 #[cfg(test)]
