@@ -70,6 +70,24 @@ pub fn prefetch<T>(r: &T) {
     let _ = r;
 }
 
+/// Like [`prefetch`], for the cache line holding the last byte of `*r`
+/// (a value may straddle two lines).
+#[inline(always)]
+pub fn prefetch_end<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: a hint that never faults or writes. The
+    // address is the last byte of the referenced value, inside it.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            (r as *const T)
+                .cast::<i8>()
+                .wrapping_add(core::mem::size_of::<T>().saturating_sub(1)),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

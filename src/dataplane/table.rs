@@ -343,13 +343,33 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         }
     }
 
-    /// Starts loading the home slot of `hash` (its stored hash and entry)
-    /// into the cache, ahead of a [`Table::lookup`] or [`Table::insert`].
+    /// First stage of a prefetch ahead of [`Table::lookup`] or
+    /// [`Table::insert`]: starts loading the stored hashes around the home
+    /// slot of `hash`.
     #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        let i = self.home(canon(hash));
-        crate::memory::prefetch(&self.hashes[i]);
-        crate::memory::prefetch(&self.entries[i]);
+    pub fn prefetch_hashes(&self, hash: u64) {
+        crate::memory::prefetch(&self.hashes[self.home(canon(hash))]);
+    }
+
+    /// Second stage, once the stored hashes are in: starts loading the
+    /// entry whose stored hash equals `hash` (the key is almost surely the
+    /// one sought), or the entry of the slot an insert would start from.
+    /// Reads only the hash array, and at most 16 slots of it.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        let hash = canon(hash);
+        let mut i = self.home(hash);
+        for d in 0..16 {
+            let h = self.hashes[i];
+            if h == hash || h == 0 || self.dist(i, h) < d {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // An entry may straddle two cache lines: ask for both ends.
+        let e = &self.entries[i];
+        crate::memory::prefetch(e);
+        crate::memory::prefetch_end(e);
     }
 
     /// Finds a live entry and refreshes its expiry to `now + lifetime`.

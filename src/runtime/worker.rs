@@ -357,6 +357,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 for m in rx_burst.as_slice() {
                     d.lb.prefetch(&topo, m.bytes(), binding.port);
                 }
+                d.lb.prefetch_entries();
             }
             for m in rx_burst.drain() {
                 d.packet(&topo, m, binding.port, now, false, &mut tx);
