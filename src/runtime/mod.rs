@@ -290,6 +290,8 @@ fn run_with_eal(
         aliases: cfg.dataplane.aliases_per_worker as usize,
         neighbors: 4096,
         extension_header_limit: cfg.dataplane.extension_header_limit,
+        connections: cfg.dataplane.connections_per_worker as usize,
+        workers: nworkers as u8,
     };
     let mut rings = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
