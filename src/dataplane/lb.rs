@@ -886,15 +886,25 @@ pub struct NeighborRequest {
     pub mac: [u8; 6],
 }
 
-/// A message to a worker, applied between bursts.
+/// A message to a worker, applied between bursts. `P` is the runtime's
+/// packet buffer (the DPDK mbuf), for frames injected by `roamlb replay
+/// --in-server`.
 #[derive(Debug)]
-pub enum WorkerCommand {
+pub enum WorkerCommand<P> {
     /// A care-of alias from another core's binding update.
     Alias(AliasUpdate),
     /// A neighbour learned by another core.
     Neighbor(NeighborUpdate),
     /// A reloaded topology (services, backends, neighbours).
     Topology(Arc<Topology>),
+    /// A frame to process as if this worker had received it on port
+    /// `port` (index into the configured ports).
+    Receive {
+        /// The port it counts as received on.
+        port: u8,
+        /// The frame.
+        frame: P,
+    },
 }
 
 /// Alias updates a core can queue between two drains of its outbox.
