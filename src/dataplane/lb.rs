@@ -14,10 +14,14 @@
 //! session lookup by (service, identity), or a scheduler pick and an insert on
 //! first sight -> rewrite (DNAT: destination to the backend, checksums
 //! updated incrementally under RFC 6275's pseudo-header rules; DSR: an outer
-//! IPv6/IPv4 header to the backend) -> next-hop MAC -> transmit on the server
-//! side. Server side: a packet from a backend of a DNAT service gets the VIP
-//! back as its source (stateless: configuration guarantees a backend address
-//! and source port name one service) and leaves on the client side. Traffic
+//! IPv6/IPv4 header to the backend; full NAT: the flow's connection gives a
+//! local address and port, see [`super::fnat`]) -> next-hop MAC -> transmit
+//! on the server side. Server side: a packet from a backend of a DNAT
+//! service gets the VIP back as its source (stateless: configuration
+//! guarantees a backend address and source port name one service) and
+//! leaves on the client side; a packet to a full-NAT local address goes to
+//! the core whose port range holds its destination port, whose connection
+//! turns it back toward the client. Traffic
 //! that matches no service is forwarded raw to the port's `forward_to`, or
 //! dropped as `no_service`.
 //!
@@ -162,7 +166,8 @@ lb_drops! {
     /// solicitation went out (at most one per next hop per second); the
     /// packet is not held.
     NeighborUnresolved => "neighbor_unresolved",
-    /// Not enough headroom for the encapsulation header.
+    /// Not enough headroom for the encapsulation header (DSR) or a full-NAT
+    /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
     /// The handoff ring to the owning core was full.
     HandoffRingFull => "handoff_ring_full",
@@ -1397,7 +1402,14 @@ impl CoreLb {
         let role = topo.ports[usize::from(in_port)].role;
 
         if let (Some(n), Some((_, dport))) = (&topo.notify, ports) {
-            if p.protocol == IpProtocol::Udp && dport == n.port && topo.answers(in_port, dst) {
+            // On the server side, a full-NAT local address's ports belong
+            // to connections (the notification port may be one of them).
+            let fnat_reply = role != PortRole::Client && topo.fnat_local(dst).is_some();
+            if p.protocol == IpProtocol::Udp
+                && dport == n.port
+                && topo.answers(in_port, dst)
+                && !fnat_reply
+            {
                 return self.notification(f, &p, n, now, handed_off);
             }
         }
