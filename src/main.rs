@@ -55,6 +55,12 @@ enum Command {
         /// Where packets sent toward the clients are written.
         #[arg(long, value_name = "OUT2.pcap")]
         out_client: Option<PathBuf>,
+        /// Capture (pcap) received on the server side after the client side
+        /// drained (e.g. backend replies to full-NAT traffic); its frames
+        /// are spread over the workers as RSS would, and the run ends once
+        /// they drained too.
+        #[arg(long = "in-server", value_name = "SERVER.pcap")]
+        in_server: Option<PathBuf>,
         /// How long all RX queues must stay empty before the run ends.
         #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_duration)]
         drain: Duration,
@@ -139,9 +145,17 @@ fn main() -> ExitCode {
             input,
             out_server,
             out_client,
+            in_server,
             drain,
             json,
         } => {
+            if let Some(p) = in_server.as_ref().filter(|p| !p.is_file()) {
+                eprintln!(
+                    "roamlb replay: --in-server: {} is not a readable file",
+                    p.display()
+                );
+                return ExitCode::from(2);
+            }
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -168,6 +182,7 @@ fn main() -> ExitCode {
                         duration: None,
                         replay: true,
                         config_path: None,
+                        inject_server: in_server.clone(),
                     };
                     let code = run_and_report(&rcfg, &opts, json);
                     match merge_outputs(&rcfg, &files) {
@@ -213,6 +228,7 @@ fn main() -> ExitCode {
                     duration,
                     replay: false,
                     config_path: config.clone(),
+                    inject_server: None,
                 },
                 json,
             )

@@ -188,6 +188,13 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Sets the input port (for a frame built in software and handed to
+    /// the data plane as if that port had received it).
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
     /// The NIC's RSS hash, when `RTE_MBUF_F_RX_RSS_HASH` is set.
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {

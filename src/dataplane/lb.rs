@@ -14,10 +14,14 @@
 //! session lookup by (service, identity), or a scheduler pick and an insert on
 //! first sight -> rewrite (DNAT: destination to the backend, checksums
 //! updated incrementally under RFC 6275's pseudo-header rules; DSR: an outer
-//! IPv6/IPv4 header to the backend) -> next-hop MAC -> transmit on the server
-//! side. Server side: a packet from a backend of a DNAT service gets the VIP
-//! back as its source (stateless: configuration guarantees a backend address
-//! and source port name one service) and leaves on the client side. Traffic
+//! IPv6/IPv4 header to the backend; full NAT: the flow's connection gives a
+//! local address and port, see [`super::fnat`]) -> next-hop MAC -> transmit
+//! on the server side. Server side: a packet from a backend of a DNAT
+//! service gets the VIP back as its source (stateless: configuration
+//! guarantees a backend address and source port name one service) and
+//! leaves on the client side; a packet to a full-NAT local address goes to
+//! the core whose port range holds its destination port, whose connection
+//! turns it back toward the client. Traffic
 //! that matches no service is forwarded raw to the port's `forward_to`, or
 //! dropped as `no_service`.
 //!
@@ -56,6 +60,10 @@ use crate::config::{
     Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol,
 };
 use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::fnat::{
+    insert_rh2, port_owner, rewrite_forward, rewrite_reply, ConnKey, FnatTable, OpenError, ReplyTo,
+    RH2_LEN,
+};
 use crate::dataplane::neighbor::{self, NdKind};
 use crate::dataplane::notify::{self, NotifyCounters, NotifyKey, ReplayGuard};
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
@@ -158,7 +166,8 @@ lb_drops! {
     /// solicitation went out (at most one per next hop per second); the
     /// packet is not held.
     NeighborUnresolved => "neighbor_unresolved",
-    /// Not enough headroom for the encapsulation header.
+    /// Not enough headroom for the encapsulation header (DSR) or a full-NAT
+    /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
     /// The handoff ring to the owning core was full.
     HandoffRingFull => "handoff_ring_full",
@@ -167,6 +176,18 @@ lb_drops! {
     NeighborDiscovery => "arp_nd_not_for_us",
     /// A rewrite did not fit the packet (the summary and frame disagree).
     RewriteFailed => "rewrite_failed",
+    /// Full NAT translates TCP and UDP only: another protocol (or a
+    /// non-first fragment) to a full-NAT service, or an ICMP error or other
+    /// non-TCP/UDP packet from a backend to a full-NAT local address.
+    FnatUnsupportedProtocol => "fnat_unsupported_protocol",
+    /// No free local port on any of the service's full-NAT addresses in
+    /// this core's range; the new connection was refused.
+    FnatPortsExhausted => "fnat_ports_exhausted",
+    /// The connection table is full; the new connection was refused.
+    ConnectionTableFull => "connection_table_full",
+    /// A packet to a full-NAT local address and port of this core that no
+    /// live connection holds (or from another backend, port or protocol).
+    FnatNoConnection => "fnat_no_connection",
 }
 
 /// What to do with a packet.
@@ -281,6 +302,9 @@ pub struct ServiceSpec {
     /// Removed by a reload: the slot is kept (session keys hold slot
     /// numbers) but matches nothing.
     pub removed: bool,
+    /// Full NAT: indices into [`Topology::fnat_locals`] of the source
+    /// addresses this service uses (empty for other modes).
+    pub fnat: Box<[u16]>,
 }
 
 impl ServiceSpec {
@@ -360,6 +384,11 @@ pub struct Topology {
     pub vip_bits: Vec<AddrBits>,
     /// The home-agent notification channel, when configured.
     pub notify: Option<NotifySpec>,
+    /// Full-NAT local (source) addresses; the index is stable across
+    /// reloads (connection slots are laid out by it) and fixed at start.
+    pub fnat_locals: Vec<IpAddr>,
+    /// `fnat_locals` sorted, with their indices, for reply matching.
+    pub fnat_index: Vec<(IpAddr, u16)>,
 }
 
 /// The home-agent notification channel as the pipeline uses it.
@@ -489,6 +518,10 @@ impl Topology {
 
         let mut services = Vec::with_capacity(slots.len());
         let mut reverse = Vec::new();
+        // Full-NAT local addresses: the start's list is kept as it is (the
+        // connection slots of every core are laid out by it).
+        let mut fnat_locals: Vec<IpAddr> =
+            previous.map(|p| p.fnat_locals.clone()).unwrap_or_default();
         for (slot, (cfg_index, old)) in slots.into_iter().enumerate() {
             let Some(i) = cfg_index else {
                 // Removed: keep the slot, match nothing, every backend unhealthy.
@@ -516,14 +549,41 @@ impl Topology {
                     lifetime: old.lifetime,
                     backends: set,
                     removed: true,
+                    fnat: old.fnat.clone(),
                 });
                 continue;
             };
             let s = &cfg.service[i];
+            let mut fnat = Vec::new();
             if s.forwarding == ForwardingMode::Fnat {
-                return Err(TopologyError::Unsupported(format!(
-                    "service[{i}].forwarding: \"fnat\" is not available in this build yet (use dnat or dsr)"
-                )));
+                // Listed addresses, else the server-side port's of the VIP's
+                // family (configuration validation made sure there is one).
+                let mut wanted: Vec<IpAddr> = s.fnat_addresses.clone();
+                if wanted.is_empty() {
+                    let family = |p: &&crate::config::PortConfig| p.role != PortRole::Client;
+                    let first = std::iter::once(&cfg.ports[server_port as usize])
+                        .chain(cfg.ports.iter().filter(family))
+                        .flat_map(|p| p.addresses.iter().map(|n| n.addr()))
+                        .find(|a| a.is_ipv4() == s.vip.is_ipv4());
+                    wanted.extend(first);
+                }
+                for a in wanted {
+                    let at = match fnat_locals.iter().position(|l| *l == a) {
+                        Some(at) => at,
+                        None if previous.is_some() => {
+                            return Err(TopologyError::Unsupported(format!(
+                                "service[{i}].fnat_addresses: {a} is new since start; full-NAT source addresses take effect at the next restart"
+                            )));
+                        }
+                        None => {
+                            fnat_locals.push(a);
+                            fnat_locals.len() - 1
+                        }
+                    };
+                    if !fnat.contains(&(at as u16)) {
+                        fnat.push(at as u16);
+                    }
+                }
             }
             if s.forwarding == ForwardingMode::Dsr {
                 for (j, b) in s.backend.iter().enumerate() {
@@ -600,6 +660,7 @@ impl Topology {
                 lifetime: s.session_lifetime.as_secs().clamp(1, u32::MAX as u64 / 4) as u32,
                 backends: set,
                 removed: false,
+                fnat: fnat.into(),
             });
         }
         reverse.sort_unstable();
@@ -609,6 +670,10 @@ impl Topology {
                 let mut a: Vec<IpAddr> = p.prefixes.iter().map(|n| n.addr()).collect();
                 if p.role != PortRole::Server {
                     a.extend(services.iter().filter(|s| !s.removed).map(|s| s.vip));
+                }
+                if p.role != PortRole::Client {
+                    // Backends' replies come to the full-NAT addresses.
+                    a.extend(fnat_locals.iter().copied());
                 }
                 a.sort_unstable();
                 a.dedup();
@@ -621,7 +686,15 @@ impl Topology {
             .filter_map(|n| index(&n.port).map(|p| ((p, n.address), n.mac.0)))
             .collect();
         neighbors.sort_unstable_by_key(|(k, _)| *k);
+        let mut fnat_index: Vec<(IpAddr, u16)> = fnat_locals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, i as u16))
+            .collect();
+        fnat_index.sort_unstable();
         let mut topo = Topology {
+            fnat_locals,
+            fnat_index,
             services,
             ports,
             neighbors,
@@ -692,6 +765,18 @@ impl Topology {
             .find(|&s| self.services[s].matches(protocol, port))
     }
 
+    /// The index of full-NAT local address `addr`.
+    #[inline]
+    fn fnat_local(&self, addr: IpAddr) -> Option<usize> {
+        if self.fnat_index.is_empty() {
+            return None;
+        }
+        self.fnat_index
+            .binary_search_by_key(&addr, |(a, _)| *a)
+            .ok()
+            .map(|i| usize::from(self.fnat_index[i].1))
+    }
+
     /// Whether the appliance answers ARP/ND for `addr` on `port`.
     #[inline]
     fn answers(&self, port: u8, addr: IpAddr) -> bool {
@@ -748,6 +833,13 @@ pub struct SessionKey {
 }
 
 impl SessionKey {
+    /// A placeholder key (an empty connection slot).
+    pub const EMPTY: SessionKey = SessionKey {
+        service: 0,
+        kind: 0,
+        value: [0; 16],
+    };
+
     /// The key of `identity` in service `service`.
     #[inline]
     pub fn new(service: u16, identity: &Identity) -> Self {
@@ -836,15 +928,25 @@ pub struct NeighborRequest {
     pub mac: [u8; 6],
 }
 
-/// A message to a worker, applied between bursts.
+/// A message to a worker, applied between bursts. `P` is the runtime's
+/// packet buffer (the DPDK mbuf), for frames injected by `roamlb replay
+/// --in-server`.
 #[derive(Debug)]
-pub enum WorkerCommand {
+pub enum WorkerCommand<P> {
     /// A care-of alias from another core's binding update.
     Alias(AliasUpdate),
     /// A neighbour learned by another core.
     Neighbor(NeighborUpdate),
     /// A reloaded topology (services, backends, neighbours).
     Topology(Arc<Topology>),
+    /// A frame to process as if this worker had received it on port
+    /// `port` (index into the configured ports).
+    Receive {
+        /// The port it counts as received on.
+        port: u8,
+        /// The frame.
+        frame: P,
+    },
 }
 
 /// Alias updates a core can queue between two drains of its outbox.
@@ -866,6 +968,11 @@ pub struct CoreSizing {
     pub neighbors: usize,
     /// Extension headers walked before refusal.
     pub extension_header_limit: u8,
+    /// Full-NAT connection table capacity (allocated only when a service
+    /// uses full NAT).
+    pub connections: usize,
+    /// Number of workers (full-NAT local port ranges are split by it).
+    pub workers: u8,
 }
 
 /// Backends a per-core scheduler has room for: the set's size with room to
@@ -906,6 +1013,9 @@ pub struct CoreLb {
     /// Home-agent notifications: accepted, and drops by reason.
     pub notify_counters: NotifyCounters,
     schedulers: Vec<Scheduler>,
+    /// Full-NAT connections, when a service uses full NAT.
+    fnat: Option<FnatTable>,
+    workers: u8,
     /// Counters, read and published by the worker loop.
     pub counters: LbCounters,
 }
@@ -962,8 +1072,46 @@ impl CoreLb {
             notify_counters: NotifyCounters::default(),
             neighbors: Table::with_capacity(sizing.neighbors)?,
             schedulers,
+            fnat: if topo.fnat_locals.is_empty() {
+                None
+            } else {
+                Some(FnatTable::new(
+                    sizing.connections,
+                    topo.fnat_locals.len(),
+                    me,
+                    sizing.workers,
+                )?)
+            },
+            workers: sizing.workers.max(1),
             topo,
         })
+    }
+
+    /// Full-NAT connections on this core (0 without full NAT).
+    pub fn connections(&self) -> usize {
+        self.fnat.as_ref().map_or(0, FnatTable::len)
+    }
+
+    /// Full-NAT connection capacity of this core (0 without full NAT).
+    pub fn connection_capacity(&self) -> usize {
+        self.fnat.as_ref().map_or(0, FnatTable::capacity)
+    }
+
+    /// Bytes the full-NAT connection table takes (0 without full NAT).
+    pub fn connection_memory(&self) -> usize {
+        self.fnat.as_ref().map_or(0, FnatTable::memory_bytes)
+    }
+
+    /// Full-NAT connections opened and expired on this core.
+    pub fn connection_counts(&self) -> (u64, u64) {
+        self.fnat
+            .as_ref()
+            .map_or((0, 0), |t| (t.created, t.expired))
+    }
+
+    /// This core's full-NAT table (tests and diagnostics).
+    pub fn fnat_table(&self) -> Option<&FnatTable> {
+        self.fnat.as_ref()
     }
 
     /// This core's current topology (a new handle: clone it once, not per
@@ -1289,6 +1437,9 @@ impl CoreLb {
             }
         });
         self.counters.sessions_expired += n as u64;
+        if let Some(t) = self.fnat.as_mut() {
+            t.expire(now, budget);
+        }
         self.neighbors.expire(now, budget.min(64), |_| {});
         self.aliases.expire(now, budget.min(256), |_| {});
         if let Some(g) = self.guard.as_mut() {
@@ -1353,7 +1504,14 @@ impl CoreLb {
         let role = topo.ports[usize::from(in_port)].role;
 
         if let (Some(n), Some((_, dport))) = (&topo.notify, ports) {
-            if p.protocol == IpProtocol::Udp && dport == n.port && topo.answers(in_port, dst) {
+            // On the server side, a full-NAT local address's ports belong
+            // to connections (the notification port may be one of them).
+            let fnat_reply = role != PortRole::Client && topo.fnat_local(dst).is_some();
+            if p.protocol == IpProtocol::Udp
+                && dport == n.port
+                && topo.answers(in_port, dst)
+                && !fnat_reply
+            {
                 return self.notification(f, &p, n, now, handed_off);
             }
         }
@@ -1365,6 +1523,11 @@ impl CoreLb {
             }
         }
         if role != PortRole::Client {
+            if let Some(local) = topo.fnat_local(dst) {
+                if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now, handed_off) {
+                    return v;
+                }
+            }
             if let Some(si) = topo.reverse_service(src, p.protocol, ports.map(|x| x.0)) {
                 return self.reply_to_client(f, &p, topo, si, dst, now);
             }
@@ -1448,6 +1611,10 @@ impl CoreLb {
         if p.is_binding_update() && !handed_off {
             self.binding_update(f.bytes(), p, now);
         }
+        let fnat = svc.forwarding == ForwardingMode::Fnat;
+        if fnat && !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
+            return self.counters.drop(LbDrop::FnatUnsupportedProtocol);
+        }
         let hash = match (resolved, source_hash) {
             (None, Some(h)) => h,
             _ => self.hasher.hash(&identity),
@@ -1501,7 +1668,12 @@ impl CoreLb {
                 Ok(()) => true,
                 Err(reason) => return self.counters.drop(reason),
             },
-            ForwardingMode::Fnat => false, // refused when the topology was built
+            ForwardingMode::Fnat => {
+                match self.fnat_forward(f, p, topo, si, key, hash, baddr, now) {
+                    Ok(()) => true,
+                    Err(reason) => return self.counters.drop(reason),
+                }
+            }
         };
         if !rewritten {
             return self.counters.drop(LbDrop::RewriteFailed);
@@ -1554,6 +1726,130 @@ impl CoreLb {
         }
         self.counters.replies += 1;
         Verdict::Transmit(out)
+    }
+
+    /// Full NAT, client -> backend: the flow's connection (opened on first
+    /// sight with a local address and a port of this core's range) records
+    /// the client's current address, and the packet leaves from the local
+    /// address and port to the backend.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fnat_forward<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        si: usize,
+        id: SessionKey,
+        id_hash: u64,
+        backend: IpAddr,
+        now: u32,
+    ) -> Result<(), LbDrop> {
+        let svc = &topo.services[si];
+        let table = self.fnat.as_mut().ok_or(LbDrop::RewriteFailed)?;
+        let key = ConnKey::new(id, p.protocol, p.src_port, p.dst_port);
+        let hash = key.hash(id_hash);
+        let r = match table.lookup(hash, &key, now) {
+            Some(r) => r,
+            None => table
+                .open(
+                    hash,
+                    key,
+                    &svc.fnat,
+                    (hash >> 32) as usize,
+                    svc.lifetime,
+                    now,
+                )
+                .map_err(|e| match e {
+                    OpenError::PortsExhausted => LbDrop::FnatPortsExhausted,
+                    OpenError::TableFull => LbDrop::ConnectionTableFull,
+                })?,
+        };
+        let client = p.src_addr(f.bytes()).ok_or(LbDrop::RewriteFailed)?;
+        let (li, lport) = table.local_of(r);
+        if let Some(c) = table.conn_mut(r) {
+            c.update(client, p.has_hao(), backend);
+        }
+        let local = *topo.fnat_locals.get(li).ok_or(LbDrop::RewriteFailed)?;
+        rewrite_forward(f.bytes_mut(), p, local, lport, backend).map_err(|_| LbDrop::RewriteFailed)
+    }
+
+    /// Full NAT, backend -> client: a packet on a server-side port to local
+    /// address `local`. A port of another core's range is handed to that
+    /// core (the reply steering: no shared table, no hash); on the owner the
+    /// connection gives the client back, and the packet leaves from the VIP
+    /// toward the client's current address. `None`: the port is in no
+    /// core's range (not full-NAT traffic).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fnat_reply<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        local: usize,
+        src: IpAddr,
+        now: u32,
+        handed_off: bool,
+    ) -> Option<Verdict> {
+        if !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
+            return Some(self.counters.drop(LbDrop::FnatUnsupportedProtocol));
+        }
+        let owner = port_owner(p.dst_port, self.workers)?;
+        if owner != self.me {
+            if handed_off {
+                return Some(self.counters.drop(LbDrop::FnatNoConnection));
+            }
+            self.counters.handoffs += 1;
+            return Some(Verdict::Handoff(owner));
+        }
+        let table = self.fnat.as_mut()?;
+        let Some(c) = table
+            .reply(local, p.dst_port, p.protocol, src, p.src_port, now)
+            .and_then(|r| table.conn(r).copied())
+        else {
+            return Some(self.counters.drop(LbDrop::FnatNoConnection));
+        };
+        let key = c.key();
+        let Some(svc) = topo.services.get(usize::from(key.service())) else {
+            return Some(self.counters.drop(LbDrop::FnatNoConnection));
+        };
+        let home = match (c.home_option(), key.session().identity()) {
+            (true, Identity::HomeAddress(h)) => Some(h),
+            _ => None,
+        };
+        let client = c.client();
+        let to = ReplyTo {
+            vip: svc.vip,
+            vport: key.service_port(),
+            client,
+            cport: key.client_port(),
+            home,
+        };
+        let next = match rewrite_reply(f.bytes_mut(), p, &to) {
+            Ok(true) => {
+                let (Some(h), IpAddr::V6(coa)) = (home, client) else {
+                    return Some(self.counters.drop(LbDrop::RewriteFailed));
+                };
+                if !f.prepend(RH2_LEN) {
+                    return Some(self.counters.drop(LbDrop::EncapNoHeadroom));
+                }
+                if !insert_rh2(f.bytes_mut(), p, h, coa) {
+                    return Some(self.counters.drop(LbDrop::RewriteFailed));
+                }
+                client
+            }
+            // A node behind a home address without room for the routing
+            // header: to the home address (its home agent tunnels it on).
+            Ok(false) => home.map(IpAddr::V6).unwrap_or(client),
+            Err(_) => return Some(self.counters.drop(LbDrop::RewriteFailed)),
+        };
+        let out = topo.client_port;
+        if let Err(reason) = self.set_l2(f, topo, out, next, now) {
+            return Some(self.counters.drop(reason));
+        }
+        self.counters.replies += 1;
+        Some(Verdict::Transmit(out))
     }
 
     /// Writes the next hop's MAC and the port's own MAC.
@@ -1852,6 +2148,8 @@ mod tests {
             wall_base_ms: 0,
             neighbors: 1024,
             extension_header_limit: 8,
+            connections: 1024,
+            workers: n as u8,
         };
         (0..n)
             .map(|i| {
@@ -2487,6 +2785,8 @@ mod tests {
             wall_base_ms: wall,
             neighbors: 1024,
             extension_header_limit: 8,
+            connections: 1024,
+            workers: 2,
         };
         let hasher = IdentityHasher::new(*b"0123456789abcdef");
         let mut cs: Vec<CoreLb> = (0..2)
@@ -2583,17 +2883,396 @@ mod tests {
         );
     }
 
-    #[test]
-    fn fnat_is_refused_at_start() {
-        let cfg = Config::from_toml(
-            &CONFIG.replace("forwarding = \"dsr\"", "forwarding = \"fnat\""),
-            "test",
+    const FNAT_CONFIG: &str = r#"
+        [workers]
+        lcores = [1, 2]
+        [[ports]]
+        name = "client"
+        device = "net_ring0"
+        role = "client"
+        addresses = ["2001:db8:ffff::1/64", "198.51.100.1/24"]
+        gateways = ["2001:db8:ffff::fffe", "198.51.100.254"]
+        [[ports]]
+        name = "server"
+        device = "net_ring1"
+        role = "server"
+        addresses = ["2001:db8:1::1/64", "192.0.2.1/24"]
+        [[service]]
+        name = "fnat6"
+        vip = "2001:db8:ffff::90"
+        protocol = "any"
+        ports = [80]
+        forwarding = "fnat"
+        [[service.backend]]
+        address = "2001:db8:1::10"
+        [[service.backend]]
+        address = "2001:db8:1::11"
+        [[service]]
+        name = "fnat4"
+        vip = "198.51.100.90"
+        protocol = "any"
+        ports = [53, 80]
+        forwarding = "fnat"
+        fnat_addresses = ["192.0.2.5"]
+        [[service.backend]]
+        address = "192.0.2.30"
+    "#;
+
+    fn fnat_cores(n: usize, workers: u8, connections: usize) -> Vec<CoreLb> {
+        let cfg = Config::from_toml(FNAT_CONFIG, "test").unwrap();
+        let topo = Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap());
+        let mut map = BucketMap::new(1024, 0).unwrap();
+        map.assign_cores(0, n, |_| true).unwrap();
+        let map = Arc::new(map);
+        let hasher = IdentityHasher::new(*b"0123456789abcdef");
+        let sizing = CoreSizing {
+            sessions: 1024,
+            aliases: 1024,
+            notify_guard: 1024,
+            wall_base_ms: 0,
+            neighbors: 1024,
+            extension_header_limit: 8,
+            connections,
+            workers,
+        };
+        (0..n)
+            .map(|i| {
+                CoreLb::new(topo.clone(), i as u8, map.clone(), hasher.clone(), sizing).unwrap()
+            })
+            .collect()
+    }
+
+    /// Runs a packet received by core `first` on `port`, following a handoff.
+    fn run_on(
+        cores: &mut [CoreLb],
+        first: usize,
+        frame: &mut TestFrame,
+        port: u8,
+        now: u32,
+    ) -> (Verdict, usize) {
+        match cores[first].process(frame, port, now, false) {
+            Verdict::Handoff(c) => (
+                cores[usize::from(c)].process(frame, port, now, true),
+                usize::from(c),
+            ),
+            v => (v, first),
+        }
+    }
+
+    /// (src, sport, dst, dport) of a parsed TCP/UDP frame.
+    fn tuple(b: &[u8]) -> (IpAddr, u16, IpAddr, u16, Parsed) {
+        let p = crate::packet::parse(b, &ParseConfig::new()).expect("output parses");
+        (
+            p.src_addr(b).unwrap(),
+            p.src_port,
+            dst_addr(b, &p).unwrap(),
+            p.dst_port,
+            p,
         )
-        .unwrap();
-        let e = Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap_err();
+    }
+
+    /// The TCP/UDP checksum recomputed from scratch over `pseudo_src` ->
+    /// `pseudo_dst` (not by the incremental code under test).
+    fn l4_sum_ok(b: &[u8], pseudo_src: IpAddr, pseudo_dst: IpAddr) -> bool {
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        let l4 = &b[usize::from(p.l4_offset)..usize::from(p.l3_end)];
+        let acc = match (pseudo_src, pseudo_dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                checksum::pseudo_header_v4(s, d, p.protocol, l4.len() as u32)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                checksum::pseudo_header_v6(s, d, p.protocol, l4.len() as u32)
+            }
+            _ => return false,
+        };
+        checksum::fold(checksum::sum(acc, l4)) == 0xffff
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn fnat_forward_and_reply_ipv4() {
+        let mut cs = fnat_cores(2, 2, 1024);
+        for (l4, proto) in [
+            (L4::Tcp(40000, 80, 7, 0x02), IpProtocol::Tcp),
+            (L4::Udp(40001, 53, b"query".to_vec()), IpProtocol::Udp),
+        ] {
+            let mut f = TestFrame::new(eth_ipv4("203.0.113.9", "198.51.100.90", &l4));
+            let (v, owner) = run_on(&mut cs, 0, &mut f, 0, 0);
+            assert_eq!(v, Verdict::Transmit(1));
+            let (src, sport, dst, dport, p) = tuple(f.bytes());
+            assert_eq!(p.protocol, proto);
+            assert_eq!(
+                src,
+                ip("192.0.2.5"),
+                "source := the configured local address"
+            );
+            assert_eq!(dst, ip("192.0.2.30"), "destination := the backend");
+            assert_eq!(dport, [80, 53][usize::from(proto == IpProtocol::Udp)]);
+            let (first, len) = crate::dataplane::fnat::port_range(owner as u8, 2);
+            assert!(
+                (first..first + len).contains(&sport),
+                "{sport} in core {owner}'s range"
+            );
+            assert_eq!(port_owner(sport, 2), Some(owner as u8));
+            assert!(l4_sum_ok(f.bytes(), src, dst), "{proto:?} checksum");
+            assert_eq!(&f.bytes()[0..6], &derived_mac(dst));
+
+            // The backend answers the local address; it arrives on either
+            // core and reaches the owner through the handoff ring.
+            for first in 0..2 {
+                let reply = match proto {
+                    IpProtocol::Tcp => L4::Tcp(80, sport, 99, 0x12),
+                    _ => L4::Udp(53, sport, b"answer".to_vec()),
+                };
+                let mut r = TestFrame::new(eth_ipv4("192.0.2.30", "192.0.2.5", &reply));
+                let (v, at) = run_on(&mut cs, first, &mut r, 1, 1);
+                assert_eq!(v, Verdict::Transmit(0));
+                assert_eq!(at, owner, "the reply was steered to the owner");
+                let (rsrc, rsport, rdst, rdport, _) = tuple(r.bytes());
+                assert_eq!((rsrc, rsport), (ip("198.51.100.90"), dport), "VIP back");
+                assert_eq!(rdst, ip("203.0.113.9"));
+                assert_eq!(
+                    rdport,
+                    [40000, 40001][usize::from(proto == IpProtocol::Udp)]
+                );
+                assert!(l4_sum_ok(r.bytes(), rsrc, rdst), "reply {proto:?} checksum");
+            }
+        }
+        let conns: usize = cs.iter().map(|c| c.connections()).sum();
+        assert_eq!(conns, 2);
+        assert_eq!(cs.iter().map(|c| c.counters.replies).sum::<u64>(), 4);
+        // One session for the one client identity, whichever protocol.
+        assert_eq!(cs.iter().map(|c| c.sessions()).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn fnat_roaming_node_keeps_its_connection_and_gets_replies_where_it_is() {
+        let mut cs = fnat_cores(2, 2, 1024);
+        let home = "2001:db8:100::7";
+        let local = ip("2001:db8:1::1"); // default: the server-side port's address
+        let mut first_tuple = None;
+        for (i, coa) in ["2001:db8:c0::7", "2001:db8:c1::7"].iter().enumerate() {
+            let mut f = hao_tcp(coa, home, "2001:db8:ffff::90");
+            let (v, owner) = run_on(&mut cs, 0, &mut f, 0, i as u32);
+            assert_eq!(v, Verdict::Transmit(1));
+            let (src, sport, backend, dport, p) = tuple(f.bytes());
+            assert_eq!(src, local);
+            assert_eq!(dport, 80);
+            assert!(!p.has_hao(), "the Home Address option is gone");
+            assert!(
+                l4_sum_ok(f.bytes(), local, backend),
+                "checksum over local -> backend"
+            );
+            assert_eq!(
+                *first_tuple.get_or_insert((sport, backend, owner)),
+                (sport, backend, owner),
+                "move {i}: same connection, port and backend"
+            );
+
+            let mut r = TestFrame::new(eth_ipv6(
+                &backend.to_string(),
+                "2001:db8:1::1",
+                &[],
+                &L4::Tcp(80, sport, 5, 0x12),
+            ));
+            let (v, at) = run_on(&mut cs, 1 - owner, &mut r, 1, i as u32);
+            assert_eq!((v, at), (Verdict::Transmit(0), owner));
+            let b = r.bytes();
+            let (rsrc, rsport, rdst, rdport, p) = tuple(b);
+            assert_eq!((rsrc, rsport), (ip("2001:db8:ffff::90"), 80));
+            assert_eq!(rdst, ip(coa), "to the care-of address the node uses now");
+            assert_eq!(rdport, 40000);
+            assert_eq!(
+                p.rh2_home_address(b),
+                Some(addr6(home)),
+                "type 2 routing header"
+            );
+            assert!(
+                l4_sum_ok(b, rsrc, ip(home)),
+                "checksum over VIP -> home address (RFC 6275 pseudo-header)"
+            );
+        }
+        assert_eq!(cs.iter().map(|c| c.connections()).sum::<usize>(), 1);
+        assert_eq!(cs.iter().map(|c| c.connection_counts().0).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn fnat_ports_are_reused_after_expiry() {
+        let mut cs = fnat_cores(1, 1, 1 << 17);
+        let mut ports = std::collections::BTreeSet::new();
+        for n in 0..100u16 {
+            let mut f = TestFrame::new(eth_ipv4(
+                "203.0.113.9",
+                "198.51.100.90",
+                &L4::Tcp(10000 + n, 80, 1, 0x02),
+            ));
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+            assert!(ports.insert(tuple(f.bytes()).1), "a port per connection");
+        }
+        let t = cs[0].fnat_table().unwrap();
+        let (first, len) = t.range();
+        assert_eq!((first, len), (1024, 64512), "one worker owns 1024-65535");
+        assert_eq!(t.free_ports(1), usize::from(len) - 100);
+        // The lifetime (300 s) passes: the sweep frees every port.
+        cs[0].expire(301, usize::MAX);
+        assert_eq!(cs[0].connections(), 0);
+        assert_eq!(cs[0].connection_counts(), (100, 100));
+        assert_eq!(cs[0].fnat_table().unwrap().free_ports(1), usize::from(len));
+        // A reply for an expired connection is refused, not translated.
+        let port = *ports.iter().next().unwrap();
+        let mut r = TestFrame::new(eth_ipv4(
+            "192.0.2.30",
+            "192.0.2.5",
+            &L4::Tcp(80, port, 1, 0x12),
+        ));
+        assert_eq!(cs[0].process(&mut r, 1, 302, false), Verdict::Drop);
         assert_eq!(
-            e.to_string(),
-            "service[1].forwarding: \"fnat\" is not available in this build yet (use dnat or dsr)"
+            cs[0].counters.lb_drops[LbDrop::FnatNoConnection as usize],
+            1
+        );
+        // Freed ports are handed out again (after the never-used ones:
+        // FIFO, so a freed port rests as long as possible).
+        let mut reused = 0;
+        for n in 0..(len as u32 + 50) {
+            let mut f = TestFrame::new(eth_ipv4(
+                "203.0.113.10",
+                "198.51.100.90",
+                &L4::Udp((n % 60000) as u16 + 1, 53, vec![]),
+            ));
+            if n >= 60000 {
+                // Vary the client address instead, to stay distinct.
+                f = TestFrame::new(eth_ipv4(
+                    "203.0.113.11",
+                    "198.51.100.90",
+                    &L4::Udp(n as u16, 53, vec![]),
+                ));
+            }
+            match cs[0].process(&mut f, 0, 303, false) {
+                Verdict::Transmit(1) => {
+                    if ports.contains(&tuple(f.bytes()).1) {
+                        reused += 1;
+                    }
+                }
+                Verdict::Drop => {}
+                v => panic!("{v:?}"),
+            }
+        }
+        assert_eq!(reused, 100, "every freed port was used again");
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FnatPortsExhausted as usize],
+            50,
+            "past the range, new connections are refused and counted"
+        );
+    }
+
+    #[test]
+    fn fnat_full_tables_and_other_protocols_are_counted() {
+        // 255 workers: 252 ports each. Core 0 of them, alone in the bucket map.
+        let mut cs = fnat_cores(1, 255, 1 << 16);
+        assert_eq!(cs[0].fnat_table().unwrap().range(), (1024, 252));
+        let mut sent = 0;
+        for n in 0..300u16 {
+            let mut f = TestFrame::new(eth_ipv4(
+                "203.0.113.9",
+                "198.51.100.90",
+                &L4::Tcp(20000 + n, 80, 1, 0x02),
+            ));
+            if cs[0].process(&mut f, 0, 0, false) == Verdict::Transmit(1) {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 252);
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FnatPortsExhausted as usize],
+            48
+        );
+
+        // A small connection table fills before the ports run out.
+        let mut cs = fnat_cores(1, 1, 16);
+        let cap = cs[0].connection_capacity();
+        assert!((16..64).contains(&cap), "{cap}");
+        for n in 0..(cap as u16 + 10) {
+            let mut f = TestFrame::new(eth_ipv4(
+                "203.0.113.9",
+                "198.51.100.90",
+                &L4::Tcp(20000 + n, 80, 1, 0x02),
+            ));
+            cs[0].process(&mut f, 0, 0, false);
+        }
+        assert_eq!(cs[0].connections(), cap, "no live connection evicted");
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::ConnectionTableFull as usize],
+            10
+        );
+        assert_eq!(cs[0].counters.to_backend, cap as u64);
+        // The refused flows did not keep ports: they are all free again.
+        let t = cs[0].fnat_table().unwrap();
+        assert_eq!(t.free_ports(1), usize::from(t.range().1) - cap);
+
+        // ESP to an `any` full-NAT service, ICMP from a backend to the local
+        // address: not translated, counted.
+        let mut esp = TestFrame::new(eth_ipv6(
+            "2001:db8:e0::1",
+            "2001:db8:ffff::90",
+            &[],
+            &L4::Esp(1, 1),
+        ));
+        assert_eq!(cs[0].process(&mut esp, 0, 0, false), Verdict::Drop);
+        let mut icmp = TestFrame::new(eth_ipv4(
+            "192.0.2.30",
+            "192.0.2.5",
+            &L4::Raw(1, vec![3, 3, 0, 0, 0, 0, 0, 0]),
+        ));
+        assert_eq!(cs[0].process(&mut icmp, 1, 0, false), Verdict::Drop);
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FnatUnsupportedProtocol as usize],
+            2
+        );
+        // A reply from a backend the connection does not go to.
+        let mut wrong = TestFrame::new(eth_ipv4(
+            "192.0.2.31",
+            "192.0.2.5",
+            &L4::Tcp(80, 1024, 1, 0x12),
+        ));
+        assert_eq!(cs[0].process(&mut wrong, 1, 0, false), Verdict::Drop);
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FnatNoConnection as usize],
+            1
+        );
+    }
+
+    #[test]
+    fn fnat_local_addresses_are_answered_and_fixed_until_restart() {
+        let cs = fnat_cores(1, 1, 1024);
+        let topo = cs[0].topology();
+        assert_eq!(topo.fnat_locals, vec![ip("2001:db8:1::1"), ip("192.0.2.5")]);
+        assert!(
+            topo.answers(1, ip("192.0.2.5")),
+            "ARP for the local address"
+        );
+        assert!(!topo.answers(0, ip("192.0.2.5")), "not on the client side");
+        let mut buf = vec![0u8; 60];
+        neighbor::arp_request(
+            &mut buf,
+            [2, 0, 0, 0, 0, 0x30],
+            "192.0.2.30".parse().unwrap(),
+            "192.0.2.5".parse().unwrap(),
+        );
+        let mut arp = TestFrame::new(buf);
+        let mut cs = cs;
+        assert_eq!(cs[0].process(&mut arp, 1, 0, false), Verdict::Transmit(1));
+        assert_eq!(cs[0].counters.neighbor_answers, 1);
+
+        let same = Config::from_toml(FNAT_CONFIG, "test").unwrap();
+        assert!(topo.reloaded(&same).is_ok());
+        let moved =
+            Config::from_toml(&FNAT_CONFIG.replace("192.0.2.5", "192.0.2.6"), "test").unwrap();
+        assert_eq!(
+            topo.reloaded(&moved).unwrap_err().to_string(),
+            "service[1].fnat_addresses: 192.0.2.6 is new since start; full-NAT source addresses take effect at the next restart"
         );
     }
 }

@@ -11,6 +11,8 @@
 //!   the per-bucket load counters behind the cluster's rebalance.
 //! - [`table`]: the fixed-capacity session table with bounded-work expiry,
 //!   per-bucket export and import for hand-over and replication.
+//! - [`fnat`]: full NAT's per-core connection table (both directions), the
+//!   per-core local port ranges that steer replies, and its rewrites.
 //! - [`maglev`]: Maglev consistent hashing with weights.
 //! - [`notify`]: authenticated home-agent notifications (care-of address
 //!   changes over UDP) and their per-home replay guard.
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buckets;
+pub mod fnat;
 pub mod lb;
 pub mod maglev;
 pub mod neighbor;

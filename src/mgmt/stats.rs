@@ -30,7 +30,7 @@ macro_rules! counters {
 
             /// Whether the value is a level (exported as a gauge), not a count.
             pub const fn is_gauge(self) -> bool {
-                matches!(self, Counter::Sessions | Counter::Aliases)
+                matches!(self, Counter::Sessions | Counter::Aliases | Counter::Connections)
             }
 
             /// The metric-friendly name.
@@ -96,6 +96,15 @@ counters! {
     CommandRingFull => "command_ring_full",
     /// Aliases refused by a full alias table.
     AliasTableFull => "alias_table_full",
+    /// Full-NAT connections opened.
+    ConnectionsCreated => "connections_created",
+    /// Full-NAT connections expired (their local ports freed).
+    ConnectionsExpired => "connections_expired",
+    /// Live full-NAT connections on the worker (a gauge).
+    Connections => "connections",
+    /// Frames `roamlb replay --in-server` handed to the worker as received
+    /// on the server-side port.
+    Injected => "injected",
 }
 
 /// A worker's own counters. Cache-line aligned so neighbouring workers'

@@ -64,6 +64,10 @@ pub struct RunOptions {
     /// The file the configuration came from (reloaded on SIGHUP); `None`
     /// for the embedded default.
     pub config_path: Option<std::path::PathBuf>,
+    /// `replay --in-server`: a capture whose frames are handed to the
+    /// workers as received on the server-side port, once the first idle
+    /// period (`until_idle`) has passed; the run then ends at the next one.
+    pub inject_server: Option<std::path::PathBuf>,
 }
 
 /// Why a run ended.
@@ -290,6 +294,8 @@ fn run_with_eal(
         aliases: cfg.dataplane.aliases_per_worker as usize,
         neighbors: 4096,
         extension_header_limit: cfg.dataplane.extension_header_limit,
+        connections: cfg.dataplane.connections_per_worker as usize,
+        workers: nworkers as u8,
     };
     let mut rings = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
@@ -304,7 +310,7 @@ fn run_with_eal(
     // topologies from the management core.
     let mut command_rings = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
-        command_rings.push(Some(dpdk::ring::typed_ring::<WorkerCommand>(
+        command_rings.push(Some(dpdk::ring::typed_ring::<WorkerCommand<dpdk::Mbuf>>(
             &format!("roamlb_cmd{w}"),
             4 * crate::dataplane::lb::ALIAS_OUTBOX as u32,
             SocketId::ANY,
@@ -440,6 +446,8 @@ fn run_with_eal(
             commands: command_senders.clone(),
             pending_topology: Vec::new(),
             reloads: 0,
+            pool: pool.clone(),
+            inject: opts.inject_server.clone(),
         };
         let reason = m.run(started);
         reloads = m.reloads;
@@ -551,10 +559,14 @@ struct Management<'a> {
     stop_signal: &'a AtomicBool,
     reload_signal: &'a AtomicBool,
     topo: Arc<Topology>,
-    commands: Vec<dpdk::ring::Sender<WorkerCommand>>,
+    commands: Vec<dpdk::ring::Sender<WorkerCommand<dpdk::Mbuf>>>,
     /// Workers that still have to receive the current topology.
     pending_topology: Vec<usize>,
     reloads: u32,
+    /// The mbuf pool (frames injected by `replay --in-server`).
+    pool: Arc<Mempool>,
+    /// The server-side capture still to inject.
+    inject: Option<std::path::PathBuf>,
 }
 
 impl Management<'_> {
@@ -592,6 +604,17 @@ impl Management<'_> {
                     last_rx = rx;
                     last_rx_change = now;
                 } else if now.duration_since(last_rx_change) >= idle {
+                    if let Some(path) = self.inject.take() {
+                        match self.inject_server(&path) {
+                            Ok(n) => log::info!(
+                                "{}: {n} frames handed to the workers as received on the server side",
+                                path.display()
+                            ),
+                            Err(e) => log::error!("--in-server {}: {e}", path.display()),
+                        }
+                        last_rx_change = Instant::now();
+                        continue;
+                    }
                     log::info!(
                         "no packet received for {}: stopping",
                         humantime::format_duration(idle)
@@ -678,6 +701,62 @@ impl Management<'_> {
         self.reloads += 1;
         self.pending_topology = (0..self.commands.len()).collect();
         self.push_topology();
+    }
+
+    /// `replay --in-server`: copies every frame of the capture into an mbuf
+    /// and hands it to a worker (round robin, as RSS would spread them) as
+    /// received on the server-side port; the worker then steers it like
+    /// any received packet. Waits when the pool or a command ring is full.
+    fn inject_server(&self, path: &std::path::Path) -> Result<u64, String> {
+        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let mut r = pcap_file::pcap::PcapReader::new(f).map_err(|e| e.to_string())?;
+        let port = self.topo.server_port;
+        let server_id = self
+            .ports
+            .get(usize::from(port))
+            .map(|p| p.id().0)
+            .ok_or("no server-side port")?;
+        let workers = self.commands.len().max(1);
+        let mut n = 0u64;
+        let give_up = Duration::from_secs(10);
+        while let Some(p) = r.next_packet() {
+            let p = p.map_err(|e| e.to_string())?;
+            let Ok(len) = u16::try_from(p.data.len()) else {
+                continue;
+            };
+            let waited = Instant::now();
+            let mut m = loop {
+                if let Some(m) = self.pool.alloc() {
+                    break m;
+                }
+                if waited.elapsed() > give_up || self.stop_signal.load(Ordering::Relaxed) {
+                    return Err(format!("mbuf pool exhausted after {n} frames"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let Some(buf) = m.append(len) else {
+                continue; // larger than an mbuf: skipped (m is freed)
+            };
+            buf.copy_from_slice(&p.data);
+            // A worker that hands the frame on passes the DPDK port id.
+            m.set_port(server_id);
+            let mut msg = WorkerCommand::Receive { port, frame: m };
+            let ring = &self.commands[(n as usize) % workers];
+            loop {
+                match ring.send(msg) {
+                    Ok(()) => break,
+                    Err(back) => {
+                        if waited.elapsed() > give_up || self.stop_signal.load(Ordering::Relaxed) {
+                            return Err(format!("command ring full after {n} frames"));
+                        }
+                        msg = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Sends the current topology to the workers that do not have it yet (a

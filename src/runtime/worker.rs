@@ -95,9 +95,9 @@ pub struct WorkerSetup {
     pub index: usize,
     /// Commands for this worker: alias updates other workers broadcast, and
     /// reloaded topologies from the management core.
-    pub commands: Receiver<WorkerCommand>,
+    pub commands: Receiver<WorkerCommand<Mbuf>>,
     /// Every worker's command ring, indexed by worker.
-    pub peers: Vec<Sender<WorkerCommand>>,
+    pub peers: Vec<Sender<WorkerCommand<Mbuf>>>,
     /// Queues to poll.
     pub rx: Vec<RxBinding>,
     /// This worker's TX queue on every port, indexed like the configuration.
@@ -258,6 +258,10 @@ impl Dispatch {
         c.set(Counter::Aliases, self.lb.aliases() as u64);
         c.set(Counter::AliasOutboxFull, lb.alias_outbox_full);
         c.set(Counter::AliasTableFull, lb.alias_table_full);
+        let (opened, expired) = self.lb.connection_counts();
+        c.set(Counter::ConnectionsCreated, opened);
+        c.set(Counter::ConnectionsExpired, expired);
+        c.set(Counter::Connections, self.lb.connections() as u64);
         control.counters.publish(c);
         for (i, r) in DropReason::ALL.iter().enumerate() {
             control.drops.store(i, lb.parse_drops.get(*r));
@@ -411,6 +415,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 }
             }
         });
+        let mut injected = false;
         for _ in 0..COMMANDS_PER_ITERATION {
             match commands.try_recv() {
                 Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
@@ -419,8 +424,18 @@ pub fn run(setup: WorkerSetup) -> i32 {
                     d.lb.set_topology(t.clone());
                     topo = t;
                 }
+                Some(WorkerCommand::Receive { port, frame }) => {
+                    received += 1;
+                    d.counters.add(Counter::RxPackets, 1);
+                    d.counters.add(Counter::Injected, 1);
+                    d.packet(&topo, frame, port, now, false, &mut tx);
+                    injected = true;
+                }
                 None => break,
             }
+        }
+        if injected {
+            d.push_handoffs(&handoff_out);
         }
 
         if received == 0 {

@@ -1,0 +1,386 @@
+//! Full NAT end to end through `roamlb replay` (real EAL, two workers,
+//! handoff rings): scapy crafts IPv4 and IPv6 clients (TCP and UDP, and
+//! mobile nodes that move between care-of addresses with a Home Address
+//! option) for two `fnat` services; the translated packets must leave from
+//! the local addresses and a port of the owning worker's range, with
+//! checksums tshark finds valid. scapy then answers every translated flow as
+//! its backend would, and a second replay with those answers fed in on the
+//! server side (`--in-server`) must send each back to its client from the
+//! VIP and service port — to a mobile node's current care-of address with a
+//! type 2 Routing header — again with valid checksums. The checks are
+//! scapy's and tshark's, independent of roamlb's code.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+
+const GEN: &str = r#"
+import sys, json
+from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, wrpcap
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, HAO
+E = dict(src="02:0c:00:00:00:09", dst="02:0c:00:00:00:01")
+pkts, truth = [], []
+def flow(n, ip, l4, **kw):
+    tag = ("flow-%d" % n).encode()
+    pkts.append(Ether(**E)/ip/l4/Raw(tag))
+for n in range(40):
+    c4 = "203.0.113.%d" % (n + 1)
+    flow(n, IP(src=c4, dst="198.51.100.90"), TCP(sport=40000 + n, dport=80, flags="S", seq=1000 + n))
+    flow(100 + n, IP(src=c4, dst="198.51.100.90"), UDP(sport=41000 + n, dport=9))
+    c6 = "2001:db8:c0::%x" % (n + 1)
+    flow(200 + n, IPv6(src=c6, dst="2001:db8:ffff::90"), TCP(sport=42000 + n, dport=80, flags="S", seq=2000 + n))
+    flow(300 + n, IPv6(src=c6, dst="2001:db8:ffff::90"), UDP(sport=43000 + n, dport=9))
+# Mobile nodes: the same TCP flow from two care-of addresses in turn.
+for coa in ("c1", "c2"):
+    for n in range(20):
+        home = "2001:db8:100::%x" % (n + 1)
+        ip = IPv6(src="2001:db8:%s::%x" % (coa, n + 1), dst="2001:db8:ffff::90")/IPv6ExtHdrDestOpt(options=[HAO(hoa=home)])
+        flow(400 + n, ip, TCP(sport=44000 + n, dport=80, flags="PA", seq=3000 + n))
+wrpcap(sys.argv[1], pkts)
+"#;
+
+const REPLIES: &str = r#"
+import sys, json
+from scapy.all import rdpcap, Ether, IP, IPv6, TCP, UDP, Raw, wrpcap
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, HAO
+out, flows = [], {}
+for p in rdpcap(sys.argv[1]):
+    ip = p[IP] if IP in p else p[IPv6]
+    l4 = p[TCP] if TCP in p else p[UDP]
+    tag = bytes(p[Raw].load).decode()
+    hao = IPv6ExtHdrDestOpt in p and any(isinstance(o, HAO) for o in p[IPv6ExtHdrDestOpt].options)
+    flows.setdefault(tag, set()).add((ip.src, l4.sport, ip.dst, l4.dport, hao, UDP in p))
+for tag, seen in sorted(flows.items()):
+    local, lport, backend, dport, hao, udp = sorted(seen)[0]
+    L3 = IP if ":" not in local else IPv6
+    ip = L3(src=backend, dst=local)
+    if udp:
+        l4 = UDP(sport=dport, dport=lport)
+    else:
+        l4 = TCP(sport=dport, dport=lport, flags="SA", seq=7, ack=1)
+    out.append(Ether(src="02:00:00:00:00:30", dst="02:05:00:00:00:01")/ip/l4/Raw(("reply-" + tag).encode()))
+wrpcap(sys.argv[2], out)
+print(json.dumps({t: [list(s) for s in v] for t, v in flows.items()}))
+"#;
+
+const CHECK_CLIENT: &str = r#"
+import sys, json
+from scapy.all import rdpcap, IP, IPv6, TCP, UDP, Raw
+from scapy.layers.inet6 import IPv6ExtHdrRouting
+res = {}
+for p in rdpcap(sys.argv[1]):
+    ip = p[IP] if IP in p else p[IPv6]
+    l4 = p[TCP] if TCP in p else p[UDP]
+    tag = bytes(p[Raw].load).decode()
+    rh2 = None
+    raw = bytes(ip)
+    if IP not in p and ip.nh == 43:
+        # type 2 Routing header: next, len=2, type=2, segleft=1, reserved, home
+        rh = raw[40:64]
+        if rh[1] == 2 and rh[2] == 2 and rh[3] == 1:
+            import ipaddress
+            rh2 = str(ipaddress.IPv6Address(rh[8:24]))
+    res[tag] = [ip.src, l4.sport, ip.dst, l4.dport, rh2]
+print(json.dumps(res))
+"#;
+
+fn python(script: &str, args: &[&Path]) -> String {
+    // Debian's python3 carries python3-scapy (installed by scripts/setup.sh).
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scapy script failed (scripts/setup.sh installs python3-scapy): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn config() -> String {
+    format!(
+        r#"
+[eal]
+{mem}log_level = "warning"
+extra_args = ["--lcores", "0@0,1@1,2@1"]
+[workers]
+lcores = [1, 2]
+idle = "sleep"
+[dataplane]
+sessions_per_worker = 4096
+connections_per_worker = 4096
+hash_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+[[ports]]
+name = "client"
+device = "net_ring0"
+role = "client"
+[[ports]]
+name = "server"
+device = "net_ring1"
+role = "server"
+addresses = ["2001:db8:1::1/64", "192.0.2.1/24"]
+[[service]]
+name = "fnat6"
+vip = "2001:db8:ffff::90"
+protocol = "any"
+ports = [9, 80]
+forwarding = "fnat"
+[[service.backend]]
+address = "2001:db8:1::10"
+[[service.backend]]
+address = "2001:db8:1::11"
+[[service]]
+name = "fnat4"
+vip = "198.51.100.90"
+protocol = "any"
+ports = [9, 80]
+forwarding = "fnat"
+fnat_addresses = ["192.0.2.5"]
+[[service.backend]]
+address = "192.0.2.30"
+[[service.backend]]
+address = "192.0.2.31"
+"#,
+        mem = common::eal_memory(true, 256, "replay_fnat")
+    )
+}
+
+fn replay(dir: &Path, args: &[&str], files: &[&Path]) -> serde_json::Value {
+    let cfg_path = dir.join("roamlb.toml");
+    std::fs::write(&cfg_path, config()).unwrap();
+    let mut c = Command::new("timeout");
+    c.args([
+        "120",
+        env!("CARGO_BIN_EXE_roamlb"),
+        "replay",
+        "--json",
+        "--config",
+    ])
+    .arg(&cfg_path);
+    for (a, f) in args.iter().zip(files) {
+        c.arg(a).arg(f);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON report")
+}
+
+/// Frames tshark flags: a TCP or UDP checksum not "Good", a bad IPv4 header
+/// checksum, malformed or error-level frames. `None` without tshark.
+fn tshark_problems(capture: &Path) -> Option<Vec<String>> {
+    let o = Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-r",
+        ])
+        .arg(capture)
+        .args(["-Y", "(tcp and tcp.checksum.status != \"Good\") or (udp and udp.checksum.status != \"Good\") or (ip and ip.checksum.status != \"Good\") or _ws.malformed or _ws.expert.severity >= error"])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn tshark_count(capture: &Path) -> Option<usize> {
+    let o = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(capture)
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).lines().count())
+}
+
+fn check_tshark(what: &str, capture: &Path, frames: usize) {
+    match (tshark_problems(capture), tshark_count(capture)) {
+        (Some(p), Some(n)) => {
+            assert_eq!(n, frames, "{what}: tshark reads every frame");
+            assert!(p.is_empty(), "{what}: tshark flags {} frames:\n{}", p.len(), p.join("\n"));
+        }
+        _ => eprintln!(
+            "{what}: tshark not installed here (scripts/setup.sh installs it): dissection check skipped"
+        ),
+    }
+}
+
+fn in_range(port: u64) -> bool {
+    // Two workers: 1024-33279 and 33280-65535.
+    (1024..=65535).contains(&port)
+}
+
+#[test]
+fn full_nat_translates_both_ways_with_valid_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("clients.pcap");
+    python(GEN, &[&input]);
+    // 40 x (TCP4, UDP4, TCP6, UDP6) + 20 mobile nodes x 2 care-of addresses.
+    let frames = 40 * 4 + 40;
+
+    // Run 1: the clients' traffic toward the backends.
+    let out1 = d.join("server1.pcap");
+    let r1 = replay(d, &["--in", "--out-server"], &[&input, &out1]);
+    assert_eq!(r1["totals"]["to_backend"], frames as u64, "{r1}");
+    assert_eq!(r1["totals"]["connections_created"], 180u64, "{r1}");
+    check_tshark("toward the backends", &out1, frames);
+
+    let replies = d.join("replies.pcap");
+    let flows: serde_json::Value =
+        serde_json::from_str(&python(REPLIES, &[&out1, &replies])).unwrap();
+    let flows = flows.as_object().unwrap();
+    assert_eq!(flows.len(), 180, "one translation per client flow");
+    let mut locals = std::collections::BTreeSet::new();
+    for (tag, seen) in flows {
+        let seen = seen.as_array().unwrap();
+        assert_eq!(
+            seen.len(),
+            1,
+            "{tag}: every packet of a flow translated alike: {seen:?}"
+        );
+        let t = seen[0].as_array().unwrap();
+        let (local, lport, backend, hao) = (
+            t[0].as_str().unwrap(),
+            t[1].as_u64().unwrap(),
+            t[2].as_str().unwrap(),
+            t[4].as_bool().unwrap(),
+        );
+        let v6 = local.contains(':');
+        assert_eq!(
+            local,
+            if v6 { "2001:db8:1::1" } else { "192.0.2.5" },
+            "{tag}"
+        );
+        assert!(in_range(lport), "{tag}: port {lport}");
+        assert!(
+            [
+                "2001:db8:1::10",
+                "2001:db8:1::11",
+                "192.0.2.30",
+                "192.0.2.31"
+            ]
+            .contains(&backend),
+            "{tag}: {backend}"
+        );
+        assert!(!hao, "{tag}: no Home Address option toward the backend");
+        assert!(
+            locals.insert((local.to_owned(), lport)),
+            "{tag}: a local port per connection"
+        );
+    }
+    let ports: Vec<u64> = locals.iter().map(|(_, p)| *p).collect();
+    assert!(
+        ports.iter().any(|p| *p < 33280) && ports.iter().any(|p| *p >= 33280),
+        "both workers own connections: {ports:?}"
+    );
+
+    // Run 2: the same clients, then the backends' answers on the server side.
+    let out2 = d.join("server2.pcap");
+    let back = d.join("clients-out.pcap");
+    let r2 = replay(
+        d,
+        &["--in", "--in-server", "--out-server", "--out-client"],
+        &[&input, &replies, &out2, &back],
+    );
+    assert_eq!(
+        std::fs::read(&out1).unwrap().len(),
+        std::fs::read(&out2).unwrap().len(),
+        "the same translations again"
+    );
+    assert_eq!(r2["totals"]["injected"], 180u64, "{r2}");
+    assert_eq!(r2["totals"]["replies"], 180u64, "{r2}");
+    assert!(
+        r2["drops"].as_object().unwrap().is_empty(),
+        "nothing dropped: {}",
+        r2["drops"]
+    );
+    let reply_handoffs = r2["totals"]["handoffs_out"].as_u64().unwrap()
+        - r1["totals"]["handoffs_out"].as_u64().unwrap();
+    assert!(
+        (30..150).contains(&reply_handoffs),
+        "replies landing on the other worker were handed over: {reply_handoffs}"
+    );
+    check_tshark("toward the clients", &back, 180);
+
+    let got: serde_json::Value = serde_json::from_str(&python(CHECK_CLIENT, &[&back])).unwrap();
+    let got = got.as_object().unwrap();
+    assert_eq!(got.len(), 180);
+    for (tag, r) in got {
+        let n: u32 = tag.trim_start_matches("reply-flow-").parse().unwrap();
+        let r = r.as_array().unwrap();
+        let (src, sport, dst, dport, rh2) = (
+            r[0].as_str().unwrap(),
+            r[1].as_u64().unwrap(),
+            r[2].as_str().unwrap(),
+            r[3].as_u64().unwrap(),
+            r[4].as_str(),
+        );
+        let i = n % 100;
+        let (vip, vport, client, cport, home) = match n / 100 {
+            0 => (
+                "198.51.100.90",
+                80,
+                format!("203.0.113.{}", i + 1),
+                40000 + i,
+                None,
+            ),
+            1 => (
+                "198.51.100.90",
+                9,
+                format!("203.0.113.{}", i + 1),
+                41000 + i,
+                None,
+            ),
+            2 => (
+                "2001:db8:ffff::90",
+                80,
+                format!("2001:db8:c0::{:x}", i + 1),
+                42000 + i,
+                None,
+            ),
+            3 => (
+                "2001:db8:ffff::90",
+                9,
+                format!("2001:db8:c0::{:x}", i + 1),
+                43000 + i,
+                None,
+            ),
+            _ => (
+                "2001:db8:ffff::90",
+                80,
+                // The care-of address the node used last.
+                format!("2001:db8:c2::{:x}", i + 1),
+                44000 + i,
+                Some(format!("2001:db8:100::{:x}", i + 1)),
+            ),
+        };
+        assert_eq!((src, sport), (vip, vport), "{tag}: from the VIP");
+        assert_eq!(
+            (dst, dport),
+            (client.as_str(), u64::from(cport)),
+            "{tag}: to the client"
+        );
+        assert_eq!(rh2, home.as_deref(), "{tag}: type 2 routing header");
+    }
+}
