@@ -305,5 +305,18 @@ fn print_report(r: &RunReport) {
         let d: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("drops: {}", d.join(" "));
     }
+    let b = &r.buckets;
+    if b.active > 0 {
+        let busiest = b
+            .busiest
+            .iter()
+            .map(|e| format!("{}={}", e.bucket, e.packets))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "buckets: {} of {} active, {} packets, {} owner drops; busiest {} packets ({:.2}x the mean): {}",
+            b.active, b.buckets, b.packets, b.drops, b.max_packets, b.imbalance, busiest
+        );
+    }
     println!("mbufs not returned to the pool: {}", r.mbufs_leaked);
 }

@@ -151,6 +151,16 @@ fn assert_accounted(report: &serde_json::Value, input: u64) {
     );
     assert_eq!(t["tx_packets"], to_backend);
     assert_eq!(report["mbufs_leaked"], 0);
+    // The per-bucket loads the cluster rebalance works from add up.
+    let b = &report["buckets"];
+    assert_eq!(
+        b["packets"], to_backend,
+        "bucket loads sum to what was forwarded"
+    );
+    if to_backend > 0 {
+        assert!(b["active"].as_u64().unwrap() > 0);
+        assert!(b["imbalance"].as_f64().unwrap() >= 1.0);
+    }
 }
 
 #[test]

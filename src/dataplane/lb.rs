@@ -59,7 +59,7 @@ use ipnet::IpNet;
 use crate::config::{
     Config, ForwardingMode, PortRole, SchedulerKind, ServiceIdentity, ServiceProtocol,
 };
-use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::buckets::{BucketLoads, BucketMap};
 use crate::dataplane::fnat::{
     insert_rh2, port_owner, rewrite_forward, rewrite_reply, ConnKey, FnatTable, OpenError, ReplyTo,
     RH2_LEN,
@@ -994,6 +994,9 @@ const NEIGHBOR_LIFETIME: u32 = 300;
 /// One worker's load balancer.
 #[derive(Debug)]
 pub struct CoreLb {
+    /// Per-bucket load of the buckets this core owns (packets and bytes
+    /// forwarded, packets dropped by the owner), since start.
+    pub loads: BucketLoads,
     /// Hashes whose table slots the current burst prefetched.
     prefetched: [u64; dpdk::MAX_BURST],
     prefetched_len: usize,
@@ -1049,6 +1052,7 @@ impl CoreLb {
             .map(|s| Scheduler::new(s.backends.clone(), scheduler_room(&s.backends)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CoreLb {
+            loads: BucketLoads::new(&buckets),
             counters: LbCounters::new(&topo),
             me,
             buckets,
@@ -1428,6 +1432,14 @@ impl CoreLb {
         self.prefetched_len = 0;
     }
 
+    /// Counts a drop by the owner of `hash`'s bucket, in the bucket's load
+    /// as well as by reason.
+    #[inline]
+    fn bucket_drop(&mut self, hash: u64, reason: LbDrop) -> Verdict {
+        self.loads.drop_packet(hash);
+        self.counters.drop(reason)
+    }
+
     /// Expires sessions, examining at most `budget` slots.
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
@@ -1635,7 +1647,7 @@ impl CoreLb {
             Some(e) if sched.set().get(e.value()).is_some_and(|b| b.healthy) => e.value(),
             Some(e) => {
                 let Some(b) = sched.pick(hash) else {
-                    return self.counters.drop(LbDrop::NoBackend);
+                    return self.bucket_drop(hash, LbDrop::NoBackend);
                 };
                 sched.session_closed(e.value());
                 sched.session_opened(b);
@@ -1644,14 +1656,14 @@ impl CoreLb {
             }
             None => {
                 let Some(b) = sched.pick(hash) else {
-                    return self.counters.drop(LbDrop::NoBackend);
+                    return self.bucket_drop(hash, LbDrop::NoBackend);
                 };
                 if self
                     .sessions
                     .insert(hash, key, b, svc.lifetime, now)
                     .is_err()
                 {
-                    return self.counters.drop(LbDrop::SessionTableFull);
+                    return self.bucket_drop(hash, LbDrop::SessionTableFull);
                 }
                 sched.session_opened(b);
                 self.counters.sessions_created += 1;
@@ -1659,24 +1671,24 @@ impl CoreLb {
             }
         };
         let Some(baddr) = self.schedulers[si].set().get(backend).map(|b| b.address) else {
-            return self.counters.drop(LbDrop::NoBackend);
+            return self.bucket_drop(hash, LbDrop::NoBackend);
         };
         let out = topo.server_port;
         let rewritten = match svc.forwarding {
             ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, baddr),
             ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr) {
                 Ok(()) => true,
-                Err(reason) => return self.counters.drop(reason),
+                Err(reason) => return self.bucket_drop(hash, reason),
             },
             ForwardingMode::Fnat => {
                 match self.fnat_forward(f, p, topo, si, key, hash, baddr, now) {
                     Ok(()) => true,
-                    Err(reason) => return self.counters.drop(reason),
+                    Err(reason) => return self.bucket_drop(hash, reason),
                 }
             }
         };
         if !rewritten {
-            return self.counters.drop(LbDrop::RewriteFailed);
+            return self.bucket_drop(hash, LbDrop::RewriteFailed);
         }
         let static_mac = topo
             .egress
@@ -1688,12 +1700,13 @@ impl CoreLb {
             None => self.set_l2(f, topo, out, baddr, now),
         };
         if let Err(reason) = l2 {
-            return self.counters.drop(reason);
+            return self.bucket_drop(hash, reason);
         }
         if let Some(c) = self.counters.backend_packets[si].get_mut(usize::from(backend)) {
             *c += 1;
         }
         self.counters.to_backend += 1;
+        self.loads.record(hash, f.bytes().len() as u32);
         Verdict::Transmit(out)
     }
 
@@ -2229,6 +2242,43 @@ mod tests {
         assert_eq!(sessions, 1, "one session for the node, on its owner core");
         let created: u64 = cs.iter().map(|c| c.counters.sessions_created).sum();
         assert_eq!(created, 1);
+    }
+
+    #[test]
+    fn bucket_loads_count_on_the_owner_in_the_identitys_bucket() {
+        let mut cs = cores(2, true);
+        let hasher = IdentityHasher::new(*b"0123456789abcdef");
+        let map = cs[0].buckets.clone();
+        let mut expected = std::collections::BTreeMap::new();
+        for n in 0..200u32 {
+            let home = format!("2001:db8:100::{:x}", n + 1);
+            for coa in ["2001:db8:c0::9", "2001:db8:c1::9"] {
+                let mut f = hao_tcp(coa, &home, "2001:db8:ffff::80");
+                let len = f.bytes().len() as u64;
+                assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+                let hash = hasher.hash(&Identity::HomeAddress(addr6(&home)));
+                let e = expected
+                    .entry((map.core_of(hash), map.bucket_of(hash)))
+                    .or_insert((0u64, 0u64));
+                e.0 += 1;
+                e.1 += len;
+            }
+        }
+        let mut got = std::collections::BTreeMap::new();
+        for (core, c) in cs.iter().enumerate() {
+            for (bucket, l) in c.loads.as_slice().iter().enumerate() {
+                if l.packets > 0 {
+                    got.insert((core as u8, bucket), (l.packets, l.bytes));
+                }
+                assert_eq!(l.drops, 0);
+            }
+        }
+        assert_eq!(
+            got, expected,
+            "each packet counted once, by its owner, in its bucket"
+        );
+        let forwarded: u64 = cs.iter().map(|c| c.counters.to_backend).sum();
+        assert_eq!(forwarded, 400);
     }
 
     #[test]

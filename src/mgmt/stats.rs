@@ -221,6 +221,16 @@ impl PublishedArray {
         }
     }
 
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when the array holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
     /// The published values.
     pub fn snapshot(&self) -> Vec<u64> {
         self.values

@@ -140,6 +140,84 @@ pub struct RunReport {
     pub reloads: u32,
     /// Mbufs not returned to the pool after ports were closed (0 = no leak).
     pub mbufs_leaked: u32,
+    /// Per-bucket load over the run.
+    pub buckets: BucketLoadReport,
+}
+
+/// How the load spread over the buckets (identity hash -> bucket): what the
+/// cluster's rebalance works from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BucketLoadReport {
+    /// Buckets in the map.
+    pub buckets: usize,
+    /// Buckets that forwarded or dropped at least one packet.
+    pub active: usize,
+    /// Packets forwarded, summed over buckets (equals `to_backend`).
+    pub packets: u64,
+    /// Packets the owners dropped, summed over buckets.
+    pub drops: u64,
+    /// Packets of the busiest bucket.
+    pub max_packets: u64,
+    /// Busiest bucket's packets over the mean of the active buckets (1.0 =
+    /// even; 0 when no bucket is active).
+    pub imbalance: f64,
+    /// The busiest buckets, at most eight, busiest first.
+    pub busiest: Vec<BucketLoadEntry>,
+}
+
+/// One bucket's load.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketLoadEntry {
+    /// Bucket index.
+    pub bucket: usize,
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// Packets dropped by its owner.
+    pub drops: u64,
+}
+
+impl BucketLoadReport {
+    /// Sums the workers' published per-bucket loads (a bucket has one owner
+    /// at a time; summing also covers a bucket that moved between cores).
+    pub fn from_controls(controls: &[Arc<WorkerControl>], buckets: usize) -> Self {
+        let mut sum = vec![[0u64; 3]; buckets];
+        for c in controls {
+            for (i, v) in c.bucket_loads.snapshot().into_iter().enumerate() {
+                if let Some(b) = sum.get_mut(i / 3) {
+                    b[i % 3] += v;
+                }
+            }
+        }
+        let mut r = BucketLoadReport {
+            buckets,
+            ..Default::default()
+        };
+        let mut entries: Vec<BucketLoadEntry> = Vec::new();
+        for (bucket, [packets, bytes, drops]) in sum.into_iter().enumerate() {
+            if packets | drops == 0 {
+                continue;
+            }
+            r.active += 1;
+            r.packets += packets;
+            r.drops += drops;
+            r.max_packets = r.max_packets.max(packets);
+            entries.push(BucketLoadEntry {
+                bucket,
+                packets,
+                bytes,
+                drops,
+            });
+        }
+        if r.active > 0 && r.packets > 0 {
+            r.imbalance = r.max_packets as f64 / (r.packets as f64 / r.active as f64);
+        }
+        entries.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.bucket.cmp(&b.bucket)));
+        entries.truncate(8);
+        r.busiest = entries;
+        r
+    }
 }
 
 /// Traffic one backend received.
@@ -347,7 +425,7 @@ fn run_with_eal(
     let mut session_memory = 0usize;
     let mut session_capacity = 0usize;
     for (w, (_, consumer)) in rings.into_iter().enumerate() {
-        let control = Arc::new(WorkerControl::new(total_backends));
+        let control = Arc::new(WorkerControl::new(total_backends, buckets.buckets()));
         controls.push(control.clone());
         let mut tx = Vec::with_capacity(ports.len());
         for port in ports.iter_mut() {
@@ -535,6 +613,7 @@ fn run_with_eal(
         session_capacity,
         reloads,
         mbufs_leaked: leaked,
+        buckets: BucketLoadReport::from_controls(&controls, buckets.buckets()),
     })
 }
 
@@ -823,6 +902,11 @@ fn publish_metrics(
             *t += v;
         }
     }
+    let buckets = controls.first().map_or(0, |c| c.bucket_loads.len() / 3);
+    let loads = BucketLoadReport::from_controls(controls, buckets);
+    metrics::gauge!("roamlb_buckets_active").set(loads.active as f64);
+    metrics::gauge!("roamlb_bucket_max_packets").set(loads.max_packets as f64);
+    metrics::gauge!("roamlb_bucket_imbalance").set(loads.imbalance);
     for ((service, backend), v) in backend_labels.iter().zip(backend_totals) {
         metrics::counter!("roamlb_backend_packets_total", "service" => service.clone(), "backend" => backend.clone())
             .absolute(v);

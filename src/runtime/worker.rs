@@ -34,6 +34,10 @@ use crate::packet::DropReason;
 /// Iterations between counter publications, expiry slices and stop checks.
 pub const HOUSEKEEPING_EVERY: u64 = 256;
 
+/// Housekeeping rounds between publications of the per-bucket loads
+/// (thousands of values: rarer than the counters).
+pub const BUCKET_LOADS_EVERY: u64 = 256;
+
 /// Commands applied per loop iteration at most.
 const COMMANDS_PER_ITERATION: usize = 64;
 
@@ -56,13 +60,18 @@ pub struct WorkerControl {
     pub drops: PublishedArray,
     /// Packets per backend, services' backends one after the other.
     pub backend_packets: PublishedArray,
+    /// Per bucket this worker owns: packets, bytes, drops (three entries per
+    /// bucket, bucket after bucket), cumulative; published every
+    /// [`BUCKET_LOADS_EVERY`] housekeeping rounds and at stop.
+    pub bucket_loads: PublishedArray,
 }
 
 impl WorkerControl {
     /// Control block for a worker whose services have `backends` backends in
-    /// all.
-    pub fn new(backends: usize) -> Self {
+    /// all, in a map of `buckets` buckets.
+    pub fn new(backends: usize, buckets: usize) -> Self {
         WorkerControl {
+            bucket_loads: PublishedArray::new(buckets.saturating_mul(3)),
             stop: AtomicBool::new(false),
             counters: SharedCounters::default(),
             drops: PublishedArray::new(DropReason::COUNT + LbDrop::COUNT + NotifyDrop::COUNT),
@@ -232,6 +241,16 @@ impl Dispatch {
         }
     }
 
+    fn publish_bucket_loads(&self, control: &WorkerControl) {
+        for (b, l) in self.lb.loads.as_slice().iter().enumerate() {
+            if l.packets | l.drops != 0 {
+                control
+                    .bucket_loads
+                    .store_all(3 * b, &[l.packets, l.bytes, l.drops]);
+            }
+        }
+    }
+
     fn publish(&mut self, control: &WorkerControl) {
         let lb = &self.lb.counters;
         let c = &mut self.counters;
@@ -338,6 +357,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 EXPIRE_BUDGET + churn.saturating_mul(4).min(EXPIRE_CHURN_MAX),
             );
             d.publish(&control);
+            if iteration % (HOUSEKEEPING_EVERY * BUCKET_LOADS_EVERY) == 0 {
+                d.publish_bucket_loads(&control);
+            }
             if control.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -455,6 +477,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     }
     d.counters.set(Counter::CommandRingFull, commands_lost);
     d.publish(&control);
+    d.publish_bucket_loads(&control);
     log::debug!("worker {index}: stopped");
     0
 }
