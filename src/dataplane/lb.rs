@@ -1311,6 +1311,11 @@ impl CoreLb {
     }
 
     fn learn_neighbor(&mut self, ip: IpAddr, mac: [u8; 6], now: u32) {
+        // Untrusted: an all-zero MAC would read as "being resolved" (and
+        // hold packets for nothing), a group MAC is no neighbour's.
+        if mac == NEIGHBOR_PENDING || mac[0] & 1 != 0 {
+            return;
+        }
         let hash = self.hasher.hash(&Identity::Source(ip));
         if self
             .neighbors
@@ -2994,6 +2999,11 @@ mod tests {
         assert_eq!((hold.len(), hold.hops()), (5, 1));
         assert_eq!(requests_sent(&mut cs[0], backend), 1, "one request");
         let epoch = cs[0].neighbor_epoch();
+        // An NA with an all-zero or a group link-layer address teaches nothing.
+        for bogus in [[0; 6], [1, 0, 0x5e, 0, 0, 1]] {
+            cs[0].process(&mut na_from(backend, bogus), 1, 0, false);
+            assert_eq!(cs[0].neighbor_epoch(), epoch, "{bogus:?}");
+        }
         let mac = [2, 0, 0, 0, 0xcc, 3];
         assert_eq!(
             cs[0].process(&mut na_from(backend, mac), 1, 0, false),
