@@ -21,6 +21,11 @@ use crate::mbuf::PacketBurst;
 #[derive(Debug)]
 struct RawRing {
     raw: NonNull<ffi::rte_ring>,
+    /// The entries are owned mbufs: whatever is still queued when the last
+    /// handle goes is freed, so a producer that enqueued after the consumer
+    /// was dropped (a worker still running while another has stopped) leaks
+    /// nothing.
+    holds_mbufs: bool,
 }
 
 // SAFETY: rte_ring is a lock-free MP/SC queue in shared memory; the producer
@@ -48,7 +53,10 @@ impl RawRing {
         let raw = NonNull::new(raw).ok_or_else(|| {
             DpdkError::from_rte_errno(format!("rte_ring_create({name}, {count})"))
         })?;
-        Ok(RawRing { raw })
+        Ok(RawRing {
+            raw,
+            holds_mbufs: false,
+        })
     }
 
     fn count(&self) -> u32 {
@@ -64,6 +72,29 @@ impl RawRing {
 
 impl Drop for RawRing {
     fn drop(&mut self) {
+        if self.holds_mbufs {
+            let mut burst = PacketBurst::new();
+            loop {
+                let (ptr, room) = burst.spare_raw();
+                // SAFETY: this is the last handle (inside an Arc), so no
+                // producer or consumer runs concurrently; ptr has room for
+                // `room` pointers.
+                let n = unsafe {
+                    ffi::rte_ring_dequeue_burst(
+                        self.raw.as_ptr(),
+                        ptr as *mut *mut std::ffi::c_void,
+                        room as u32,
+                        std::ptr::null_mut(),
+                    )
+                } as usize;
+                if n == 0 {
+                    break;
+                }
+                // SAFETY: the ring held owned mbufs; the burst frees them.
+                unsafe { burst.commit(n) };
+                burst.clear();
+            }
+        }
         // SAFETY: last reference (inside an Arc); nothing uses the ring after.
         unsafe { ffi::rte_ring_free(self.raw.as_ptr()) }
     }
@@ -76,7 +107,9 @@ pub fn mbuf_ring(
     capacity: u32,
     socket: SocketId,
 ) -> Result<(MbufProducer, MbufConsumer)> {
-    let ring = Arc::new(RawRing::create(name, capacity, None, socket)?);
+    let mut ring = RawRing::create(name, capacity, None, socket)?;
+    ring.holds_mbufs = true;
+    let ring = Arc::new(ring);
     Ok((MbufProducer { ring: ring.clone() }, MbufConsumer { ring }))
 }
 

@@ -166,6 +166,9 @@ pub struct DataplaneConfig {
     pub handoff_ring: u32,
     /// Extension headers walked before a packet is refused (1 to 32).
     pub extension_header_limit: u8,
+    /// Packets each worker holds while their next hop is resolved (ARP /
+    /// neighbour discovery), at most 8 per next hop; 0 drops them instead.
+    pub neighbor_hold: u32,
     /// Key of the identity hash, 32 hex digits; cluster members must share
     /// it. Absent: a random key per start (a single appliance).
     pub hash_key: Option<String>,
@@ -180,6 +183,7 @@ impl Default for DataplaneConfig {
             connections_per_worker: 1 << 20,
             handoff_ring: 4096,
             extension_header_limit: 8,
+            neighbor_hold: crate::dataplane::hold::HOLD_DEFAULT as u32,
             hash_key: None,
         }
     }
@@ -304,6 +308,13 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
         errs.push(format!(
             "dataplane.extension_header_limit: {} is out of range (1 to 32)",
             d.extension_header_limit
+        ));
+    }
+    if d.neighbor_hold as usize > crate::dataplane::hold::HOLD_MAX {
+        errs.push(format!(
+            "dataplane.neighbor_hold: {} is out of range (0 to {})",
+            d.neighbor_hold,
+            crate::dataplane::hold::HOLD_MAX
         ));
     }
     if let Some(k) = &d.hash_key {

@@ -144,6 +144,7 @@ fn services_load() {
     assert_eq!(c.neighbor[0].mac, MacAddr([2, 0, 0, 0, 0x10, 0x10]));
     assert_eq!(c.ports[1].role, PortRole::Server);
     assert_eq!(c.dataplane.buckets, 1024);
+    assert_eq!(c.dataplane.neighbor_hold, 16);
 }
 
 #[test]
@@ -153,6 +154,7 @@ fn bad_services_name_their_keys() {
         vec![
             "ports[0].gateways[0]: 203.0.113.1 is not inside any of the port's addresses' prefixes",
             "dataplane.buckets: 1000 must be a power of two from 64 to 65536",
+            "dataplane.neighbor_hold: 5000 is out of range (0 to 4096)",
             "dataplane.hash_key: must be 32 hex digits (128 bits)",
             "neighbor[0].port: no port is named \"nowhere\"",
             "service[0].session_lifetime: 0s is out of range (1s to 7days)",

@@ -162,10 +162,18 @@ lb_drops! {
     SessionTableFull => "session_table_full",
     /// No route to the next hop (not on-link, no gateway of its family).
     NoRoute => "no_route",
-    /// The next hop's MAC is not known yet: an ARP request or neighbour
-    /// solicitation went out (at most one per next hop per second); the
-    /// packet is not held.
+    /// The next hop's MAC is unknown and cannot be asked for (the output
+    /// port has no address of its family), or holding is off
+    /// (`dataplane.neighbor_hold = 0`): the packet is not held.
     NeighborUnresolved => "neighbor_unresolved",
+    /// The next hop is being resolved, but its share of the hold queue
+    /// ([`super::hold::HOLD_PER_HOP`] packets) or the core's whole queue is
+    /// full.
+    NeighborHoldFull => "neighbor_hold_full",
+    /// Held for a next hop that did not answer within
+    /// [`super::hold::HOLD_TIMEOUT_MS`] (three requests), or still held
+    /// when the worker stopped.
+    NeighborTimeout => "neighbor_timeout",
     /// Not enough headroom for the encapsulation header (DSR) or a full-NAT
     /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
@@ -197,6 +205,11 @@ pub enum Verdict {
     Transmit(u8),
     /// Move to this worker (index), which owns the packet's shard.
     Handoff(u8),
+    /// Rewritten for this output port, but the next hop
+    /// ([`CoreLb::unresolved_next_hop`]) is being resolved: give the packet
+    /// to the core's [`super::hold::HoldQueue`]. (The address is not in the
+    /// variant so that a verdict stays two bytes, returned in a register.)
+    Hold(u8),
     /// Free it; the reason has been counted.
     Drop,
 }
@@ -229,6 +242,10 @@ pub struct LbCounters {
     pub neighbors_learned: u64,
     /// ARP requests and neighbour solicitations sent for next hops.
     pub neighbor_requests: u64,
+    /// Packets taken into the hold queue while their next hop was resolved.
+    pub neighbor_held: u64,
+    /// Held packets sent once their next hop was resolved.
+    pub neighbor_released: u64,
     /// Binding updates processed (aliases created or removed).
     pub binding_updates: u64,
     /// Packets whose care-of address resolved to a home address.
@@ -256,6 +273,8 @@ impl LbCounters {
             neighbor_answers: 0,
             neighbors_learned: 0,
             neighbor_requests: 0,
+            neighbor_held: 0,
+            neighbor_released: 0,
             binding_updates: 0,
             alias_hits: 0,
             alias_outbox_full: 0,
@@ -966,6 +985,9 @@ pub struct CoreSizing {
     pub wall_base_ms: u64,
     /// Neighbour cache capacity.
     pub neighbors: usize,
+    /// Packets the core's hold queue takes while next hops are resolved
+    /// (`dataplane.neighbor_hold`); 0: unresolved packets are dropped.
+    pub neighbor_hold: usize,
     /// Extension headers walked before refusal.
     pub extension_header_limit: u8,
     /// Full-NAT connection table capacity (allocated only when a service
@@ -1011,6 +1033,12 @@ pub struct CoreLb {
     neighbors: Table<IpAddr, [u8; 6]>,
     learned: Vec<NeighborUpdate>,
     requests: Vec<NeighborRequest>,
+    /// Whether unresolved packets are held (`Verdict::Hold`) or dropped.
+    hold: bool,
+    /// The next hop of the last `Verdict::Hold`.
+    unresolved: IpAddr,
+    /// Bumped whenever the neighbour cache gains or changes a binding.
+    neighbor_epoch: u64,
     guard: Option<ReplayGuard>,
     wall_base_ms: u64,
     /// Home-agent notifications: accepted, and drops by reason.
@@ -1065,6 +1093,9 @@ impl CoreLb {
             outbox: Vec::with_capacity(ALIAS_OUTBOX),
             learned: Vec::with_capacity(NEIGHBOR_OUTBOX),
             requests: Vec::with_capacity(NEIGHBOR_OUTBOX),
+            hold: sizing.neighbor_hold > 0,
+            unresolved: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            neighbor_epoch: 0,
             guard: match &topo.notify {
                 Some(n) => Some(
                     ReplayGuard::new(sizing.notify_guard, n.max_skew_ms)
@@ -1193,9 +1224,77 @@ impl CoreLb {
     /// Applies a neighbour learned by another core.
     pub fn apply_neighbor(&mut self, u: &NeighborUpdate, now: u32) {
         let hash = self.hasher.hash(&Identity::Source(u.ip));
-        let _ = self
+        if self
             .neighbors
-            .insert(hash, u.ip, u.mac, NEIGHBOR_LIFETIME, now);
+            .insert(hash, u.ip, u.mac, NEIGHBOR_LIFETIME, now)
+            .is_ok()
+        {
+            self.neighbor_epoch += 1;
+        }
+    }
+
+    /// Changes whenever the neighbour cache gains or changes a binding
+    /// (learned here or from another core): the worker then releases the
+    /// held packets whose next hop resolves.
+    #[inline]
+    pub fn neighbor_epoch(&self) -> u64 {
+        self.neighbor_epoch
+    }
+
+    /// The next hop of the last [`Verdict::Hold`].
+    #[inline]
+    pub fn unresolved_next_hop(&self) -> IpAddr {
+        self.unresolved
+    }
+
+    /// The MAC the neighbour cache holds for `ip` (not a pending entry).
+    pub fn resolved_mac(&mut self, ip: IpAddr, now: u32) -> Option<[u8; 6]> {
+        let hash = self.hasher.hash(&Identity::Source(ip));
+        self.neighbors
+            .get(hash, &ip, now)
+            .map(|e| e.value())
+            .filter(|m| *m != NEIGHBOR_PENDING)
+    }
+
+    /// Asks again for next hop `nh` out of `port` (the hold queue's
+    /// retransmission), unless a request for it went out within the last
+    /// second (its pending entry is still there) or it resolved meanwhile.
+    pub fn solicit(&mut self, topo: &Topology, port: u8, nh: IpAddr, now: u32) {
+        let hash = self.hasher.hash(&Identity::Source(nh));
+        if self.neighbors.get(hash, &nh, now).is_none() {
+            self.request_neighbor(topo, port, nh, hash, now);
+        }
+    }
+
+    /// Queues an ARP request / neighbour solicitation for `nh` and caches
+    /// it as pending for a second; `false` when none can be sent (no
+    /// address of its family on the port).
+    fn request_neighbor(
+        &mut self,
+        topo: &Topology,
+        port: u8,
+        nh: IpAddr,
+        hash: u64,
+        now: u32,
+    ) -> bool {
+        let Some(source) = topo.port_address(port, nh) else {
+            return false;
+        };
+        if self.requests.len() < NEIGHBOR_OUTBOX
+            && self
+                .neighbors
+                .insert(hash, nh, NEIGHBOR_PENDING, 1, now)
+                .is_ok()
+        {
+            self.requests.push(NeighborRequest {
+                port,
+                source,
+                target: nh,
+                mac: topo.ports[usize::from(port)].mac,
+            });
+            self.counters.neighbor_requests += 1;
+        }
+        true
     }
 
     /// Hands learned neighbours (for the other cores) and pending requests
@@ -1216,6 +1315,11 @@ impl CoreLb {
     }
 
     fn learn_neighbor(&mut self, ip: IpAddr, mac: [u8; 6], now: u32) {
+        // Untrusted: an all-zero MAC would read as "being resolved" (and
+        // hold packets for nothing), a group MAC is no neighbour's.
+        if mac == NEIGHBOR_PENDING || mac[0] & 1 != 0 {
+            return;
+        }
         let hash = self.hasher.hash(&Identity::Source(ip));
         if self
             .neighbors
@@ -1229,6 +1333,7 @@ impl CoreLb {
             .insert(hash, ip, mac, NEIGHBOR_LIFETIME, now)
             .is_ok()
         {
+            self.neighbor_epoch += 1;
             self.counters.neighbors_learned += 1;
             if self.learned.len() < NEIGHBOR_OUTBOX {
                 self.learned.push(NeighborUpdate { ip, mac });
@@ -1696,11 +1801,16 @@ impl CoreLb {
             .and_then(|e| e.get(usize::from(backend)).copied())
             .flatten();
         let l2 = match static_mac {
-            Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac),
+            Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac).map_err(Unsent::from),
             None => self.set_l2(f, topo, out, baddr, now),
         };
-        if let Err(reason) = l2 {
-            return self.bucket_drop(hash, reason);
+        if let Err(u) = l2 {
+            // A held packet counts in `to_backend`, per backend and in its
+            // bucket only if it is released (as `neighbor_released`).
+            return match u {
+                Unsent::Hold => Verdict::Hold(out),
+                Unsent::Drop(reason) => self.bucket_drop(hash, reason),
+            };
         }
         if let Some(c) = self.counters.backend_packets[si].get_mut(usize::from(backend)) {
             *c += 1;
@@ -1734,8 +1844,8 @@ impl CoreLb {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
         let out = topo.client_port;
-        if let Err(reason) = self.set_l2(f, topo, out, client, now) {
-            return self.counters.drop(reason);
+        if let Err(u) = self.set_l2(f, topo, out, client, now) {
+            return self.unsent(u, out);
         }
         self.counters.replies += 1;
         Verdict::Transmit(out)
@@ -1858,14 +1968,17 @@ impl CoreLb {
             Err(_) => return Some(self.counters.drop(LbDrop::RewriteFailed)),
         };
         let out = topo.client_port;
-        if let Err(reason) = self.set_l2(f, topo, out, next, now) {
-            return Some(self.counters.drop(reason));
+        if let Err(u) = self.set_l2(f, topo, out, next, now) {
+            return Some(self.unsent(u, out));
         }
         self.counters.replies += 1;
         Some(Verdict::Transmit(out))
     }
 
-    /// Writes the next hop's MAC and the port's own MAC.
+    /// Writes the next hop's MAC and the port's own MAC. An unknown next
+    /// hop is asked for (ARP request or neighbour solicitation, at most one
+    /// per next hop per second) and the packet is to be held
+    /// ([`Unsent::Hold`]) until the answer arrives.
     #[inline]
     fn set_l2<F: Frame>(
         &mut self,
@@ -1874,7 +1987,7 @@ impl CoreLb {
         port: u8,
         dst: IpAddr,
         now: u32,
-    ) -> Result<(), LbDrop> {
+    ) -> Result<(), Unsent> {
         let nh = topo.next_hop(port, dst).ok_or(LbDrop::NoRoute)?;
         let mac = match topo.static_neighbor(port, nh) {
             Some(m) => m,
@@ -1882,7 +1995,11 @@ impl CoreLb {
                 let hash = self.hasher.hash(&Identity::Source(nh));
                 match self.neighbors.lookup(hash, &nh, now) {
                     Some(e) if e.value() != NEIGHBOR_PENDING => e.value(),
-                    Some(_) => return Err(LbDrop::NeighborUnresolved),
+                    // Asked within the last second: wait for the answer.
+                    Some(_) if topo.port_address(port, nh).is_some() => {
+                        return self.unresolved(nh);
+                    }
+                    Some(_) => return Err(LbDrop::NeighborUnresolved.into()),
                     None if topo.replay => {
                         // The request a live appliance would send; the
                         // derived answer is cached like a real one.
@@ -1892,30 +2009,50 @@ impl CoreLb {
                         m
                     }
                     None => {
-                        // Ask once; until the answer arrives (or a second
-                        // passes) packets to this next hop are dropped.
-                        if let Some(source) = topo.port_address(port, nh) {
-                            if self.requests.len() < NEIGHBOR_OUTBOX
-                                && self
-                                    .neighbors
-                                    .insert(hash, nh, NEIGHBOR_PENDING, 1, now)
-                                    .is_ok()
-                            {
-                                self.requests.push(NeighborRequest {
-                                    port,
-                                    source,
-                                    target: nh,
-                                    mac: topo.ports[usize::from(port)].mac,
-                                });
-                                self.counters.neighbor_requests += 1;
-                            }
+                        if !self.request_neighbor(topo, port, nh, hash, now) {
+                            return Err(LbDrop::NeighborUnresolved.into());
                         }
-                        return Err(LbDrop::NeighborUnresolved);
+                        return self.unresolved(nh);
                     }
                 }
             }
         };
-        write_l2(f, mac, topo.ports[usize::from(port)].mac)
+        write_l2(f, mac, topo.ports[usize::from(port)].mac).map_err(Unsent::from)
+    }
+
+    /// The outcome for a packet whose next hop is being resolved.
+    #[inline]
+    fn unresolved(&mut self, nh: IpAddr) -> Result<(), Unsent> {
+        if !self.hold {
+            return Err(LbDrop::NeighborUnresolved.into());
+        }
+        self.unresolved = nh;
+        Err(Unsent::Hold)
+    }
+
+    /// The verdict for a packet `set_l2` could not finish for port `out`.
+    #[inline]
+    fn unsent(&mut self, u: Unsent, out: u8) -> Verdict {
+        match u {
+            Unsent::Hold => Verdict::Hold(out),
+            Unsent::Drop(reason) => self.counters.drop(reason),
+        }
+    }
+}
+
+/// Why a packet's Ethernet header could not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unsent {
+    /// Drop it; the reason is to be counted.
+    Drop(LbDrop),
+    /// Hold it until its next hop is resolved.
+    Hold,
+}
+
+impl From<LbDrop> for Unsent {
+    #[inline]
+    fn from(r: LbDrop) -> Self {
+        Unsent::Drop(r)
     }
 }
 
@@ -2055,6 +2192,7 @@ fn encapsulate<F: Frame>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::hold::{HoldQueue, HOLD_PER_HOP};
     use crate::packet::build::{addr6, eth_ipv4, eth_ipv6, Ext, L4};
     use crate::packet::checksum;
 
@@ -2147,6 +2285,10 @@ mod tests {
     const SERVER_MAC: [u8; 6] = [2, 0x5, 0, 0, 0, 1];
 
     fn cores(n: usize, replay: bool) -> Vec<CoreLb> {
+        cores_holding(n, replay, 64)
+    }
+
+    fn cores_holding(n: usize, replay: bool, hold: usize) -> Vec<CoreLb> {
         let cfg = Config::from_toml(CONFIG, "test").unwrap();
         let topo =
             Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], replay).unwrap());
@@ -2160,6 +2302,7 @@ mod tests {
             notify_guard: 1024,
             wall_base_ms: 0,
             neighbors: 1024,
+            neighbor_hold: hold,
             extension_header_limit: 8,
             connections: 1024,
             workers: n as u8,
@@ -2443,7 +2586,7 @@ mod tests {
             );
             match cs[0].process(&mut f, 0, 0, false) {
                 Verdict::Transmit(1) => resolved += 1,
-                Verdict::Drop => unresolved += 1,
+                Verdict::Hold(1) => unresolved += 1,
                 v => panic!("{v:?}"),
             }
         }
@@ -2451,6 +2594,21 @@ mod tests {
             resolved > 0 && unresolved > 0,
             "only the static neighbour resolves: {resolved}/{unresolved}"
         );
+        assert_eq!(cs[0].counters.lb_drops.iter().sum::<u64>(), 0);
+        // Holding off: the old behaviour, dropped as unresolved.
+        let mut cs = cores_holding(1, false, 0);
+        let mut dropped = 0;
+        for n in 0..60u32 {
+            let mut f = hao_tcp(
+                "2001:db8:c0::1",
+                &format!("2001:db8:100::{n:x}"),
+                "2001:db8:ffff::80",
+            );
+            if cs[0].process(&mut f, 0, 0, false) == Verdict::Drop {
+                dropped += 1;
+            }
+        }
+        assert_eq!(dropped, unresolved);
         assert_eq!(
             cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize],
             unresolved
@@ -2758,7 +2916,7 @@ mod tests {
                     &L4::Esp(n + 1, 1),
                 ));
                 let v = cs[0].process(&mut f, 0, 0, false);
-                (v == Verdict::Drop).then(|| {
+                (v == Verdict::Hold(1)).then(|| {
                     let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
                     (n + 1, dst_addr(f.bytes(), &p).unwrap())
                 })
@@ -2773,10 +2931,8 @@ mod tests {
                 &L4::Esp(spi, 2),
             ))
         };
-        assert_eq!(
-            cs[0].counters.lb_drops[LbDrop::NeighborUnresolved as usize],
-            1
-        );
+        assert_eq!(cs[0].unresolved_next_hop(), backend);
+        assert_eq!(cs[0].counters.lb_drops.iter().sum::<u64>(), 0);
         let mut requests = Vec::new();
         cs[0].drain_neighbor_work(|_| {}, |r| requests.push(*r));
         assert_eq!(requests.len(), 1);
@@ -2787,7 +2943,7 @@ mod tests {
         );
         assert_eq!(requests[0].port, 1);
         // While the answer is pending, no second request.
-        assert_eq!(cs[0].process(&mut fresh(), 0, 0, false), Verdict::Drop);
+        assert_eq!(cs[0].process(&mut fresh(), 0, 0, false), Verdict::Hold(1));
         cs[0].drain_neighbor_work(|_| {}, |r| panic!("second request {r:?}"));
         // The backend answers (a solicited NA); the next packet goes through.
         let backend_mac = [2, 0, 0, 0, 0xcc, 3];
@@ -2818,6 +2974,215 @@ mod tests {
         assert_eq!(&f.bytes()[0..6], &backend_mac);
     }
 
+    fn esp(spi: u32, seq: u32) -> TestFrame {
+        TestFrame::new(eth_ipv6(
+            "2001:db8:e0::1",
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Esp(spi, seq),
+        ))
+    }
+
+    /// The ESP sequence number of a frame `esp` built (after 14 + 40 + 4).
+    fn esp_seq(f: &[u8]) -> u32 {
+        u32::from_be_bytes(f[58..62].try_into().unwrap())
+    }
+
+    /// SPIs whose `web6` backend has no static neighbour, with that
+    /// backend (found on a probe core; Maglev picks the same everywhere).
+    fn unresolved_spis() -> Vec<(u32, IpAddr)> {
+        let mut probe = cores(1, false);
+        let found: Vec<_> = (1..200u32)
+            .filter_map(|spi| {
+                let v = probe[0].process(&mut esp(spi, 1), 0, 0, false);
+                (v == Verdict::Hold(1)).then(|| (spi, probe[0].unresolved_next_hop()))
+            })
+            .collect();
+        assert!(found.len() > 2, "{found:?}");
+        found
+    }
+
+    /// The solicited NA `from` (a backend) sends with `mac`.
+    fn na_from(from: IpAddr, mac: [u8; 6]) -> TestFrame {
+        let IpAddr::V6(b6) = from else { unreachable!() };
+        let mut ns = vec![0u8; 86];
+        neighbor::neighbor_solicitation(&mut ns, SERVER_MAC, "2001:db8:1::1".parse().unwrap(), b6);
+        let mut na = TestFrame::new(ns);
+        let p = crate::packet::parse(na.bytes(), &ParseConfig::new()).unwrap();
+        assert!(neighbor::answer_ns(na.bytes_mut(), &p, mac));
+        na
+    }
+
+    fn requests_sent(c: &mut CoreLb, target: IpAddr) -> usize {
+        let mut n = 0;
+        c.drain_neighbor_work(
+            |_| {},
+            |r| {
+                assert_eq!(r.target, target);
+                n += 1;
+            },
+        );
+        n
+    }
+
+    /// Checks released frames: port 1, the learned MAC and the port's,
+    /// to `backend`, ESP sequence numbers 1, 2, ... in order.
+    fn check_released(out: &[(u8, TestFrame)], backend: IpAddr, mac: [u8; 6], n: usize) {
+        assert_eq!(out.len(), n);
+        for (i, (port, f)) in out.iter().enumerate() {
+            assert_eq!(*port, 1);
+            assert_eq!(&f.bytes()[0..6], &mac, "learned MAC");
+            assert_eq!(&f.bytes()[6..12], &SERVER_MAC, "port MAC");
+            let p = crate::packet::parse(f.bytes(), &ParseConfig::new()).unwrap();
+            assert_eq!(dst_addr(f.bytes(), &p), Some(backend), "rewritten");
+            assert_eq!(esp_seq(f.bytes()), i as u32 + 1, "arrival order");
+        }
+    }
+
+    #[test]
+    fn held_packets_leave_in_order_once_the_next_hop_answers() {
+        let (spi, backend) = unresolved_spis()[0];
+        let mut cs = cores(1, false);
+        let mut hold = HoldQueue::new(64);
+        for seq in 1..=5 {
+            let mut f = esp(spi, seq);
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Hold(1));
+            assert!(hold.hold(&mut cs[0], f, 1, u64::from(seq)).is_ok());
+        }
+        assert_eq!((hold.len(), hold.hops()), (5, 1));
+        assert_eq!(requests_sent(&mut cs[0], backend), 1, "one request");
+        let epoch = cs[0].neighbor_epoch();
+        // An NA with an all-zero or a group link-layer address teaches nothing.
+        for bogus in [[0; 6], [1, 0, 0x5e, 0, 0, 1]] {
+            cs[0].process(&mut na_from(backend, bogus), 1, 0, false);
+            assert_eq!(cs[0].neighbor_epoch(), epoch, "{bogus:?}");
+        }
+        let mac = [2, 0, 0, 0, 0xcc, 3];
+        assert_eq!(
+            cs[0].process(&mut na_from(backend, mac), 1, 0, false),
+            Verdict::Drop
+        );
+        assert_ne!(cs[0].neighbor_epoch(), epoch, "the NA taught the MAC");
+        let topo = cs[0].topology();
+        let mut out = Vec::new();
+        hold.release_resolved(&mut cs[0], &topo, 0, |port, f| out.push((port, f)));
+        check_released(&out, backend, mac, 5);
+        assert!(hold.is_empty() && hold.hops() == 0);
+        assert_eq!(cs[0].counters.neighbor_held, 5);
+        assert_eq!(cs[0].counters.neighbor_released, 5);
+        assert_eq!(cs[0].counters.lb_drops.iter().sum::<u64>(), 0);
+        // Later packets go straight out.
+        let mut f = esp(spi, 6);
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+        assert_eq!(&f.bytes()[0..6], &mac);
+    }
+
+    #[test]
+    fn a_neighbour_learned_by_another_core_releases_held_packets() {
+        let (spi, backend) = unresolved_spis()[0];
+        let mut cs = cores(2, false);
+        let mut holds: Vec<HoldQueue<TestFrame>> = (0..2).map(|_| HoldQueue::new(64)).collect();
+        let mut owner = 0;
+        for seq in 1..=3 {
+            let mut f = esp(spi, seq);
+            let v = match cs[0].process(&mut f, 0, 0, false) {
+                Verdict::Handoff(c) => {
+                    owner = usize::from(c);
+                    cs[owner].process(&mut f, 0, 0, true)
+                }
+                v => v,
+            };
+            assert_eq!(v, Verdict::Hold(1));
+            assert!(holds[owner].hold(&mut cs[owner], f, 1, 0).is_ok());
+        }
+        let other = 1 - owner;
+        assert_eq!(holds[owner].len(), 3);
+        // The NA arrives on the other core, which learns it and tells the
+        // owner (the worker loop sends `WorkerCommand::Neighbor`).
+        let mac = [2, 0, 0, 0, 0xcc, 4];
+        assert_eq!(
+            cs[other].process(&mut na_from(backend, mac), 1, 0, false),
+            Verdict::Drop
+        );
+        let mut learned = Vec::new();
+        cs[other].drain_neighbor_work(|u| learned.push(*u), |_| {});
+        assert_eq!(learned, [NeighborUpdate { ip: backend, mac }]);
+        let topo = cs[owner].topology();
+        let mut out = Vec::new();
+        holds[owner].release_resolved(&mut cs[owner], &topo, 0, |p, f| out.push((p, f)));
+        assert!(out.is_empty(), "not known on the owner yet");
+        let epoch = cs[owner].neighbor_epoch();
+        cs[owner].apply_neighbor(&learned[0], 0);
+        assert_ne!(cs[owner].neighbor_epoch(), epoch);
+        holds[owner].release_resolved(&mut cs[owner], &topo, 0, |p, f| out.push((p, f)));
+        check_released(&out, backend, mac, 3);
+        assert!(holds[owner].is_empty());
+        assert_eq!(cs[owner].counters.neighbor_released, 3);
+    }
+
+    #[test]
+    fn hold_caps_per_next_hop_and_per_core_are_counted() {
+        let spis = unresolved_spis();
+        let (a_spi, a) = spis[0];
+        let (b_spi, _) = *spis.iter().find(|(_, x)| *x != a).unwrap();
+        let mut cs = cores(1, false);
+        let mut hold = HoldQueue::new(10);
+        let full = |c: &CoreLb| c.counters.lb_drops[LbDrop::NeighborHoldFull as usize];
+        for seq in 1..=10 {
+            let mut f = esp(a_spi, seq);
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Hold(1));
+            let taken = hold.hold(&mut cs[0], f, 1, 0).is_ok();
+            assert_eq!(taken, seq as usize <= HOLD_PER_HOP, "packet {seq}");
+        }
+        assert_eq!(full(&cs[0]), 2, "per next hop");
+        // Two slots of ten are left for the second next hop.
+        for seq in 1..=3 {
+            let mut f = esp(b_spi, seq);
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Hold(1));
+            assert_eq!(hold.hold(&mut cs[0], f, 1, 0).is_ok(), seq <= 2);
+        }
+        assert_eq!(full(&cs[0]), 3, "per core");
+        assert_eq!((hold.len(), hold.hops()), (10, 2));
+        assert_eq!(cs[0].counters.neighbor_held, 10);
+        // A stopping worker frees what is held, counted.
+        hold.clear(&mut cs[0]);
+        assert!(hold.is_empty());
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::NeighborTimeout as usize],
+            10
+        );
+    }
+
+    #[test]
+    fn unanswered_next_hops_time_out_after_three_requests() {
+        let (spi, backend) = unresolved_spis()[0];
+        let mut cs = cores(1, false);
+        let topo = cs[0].topology();
+        let mut hold = HoldQueue::new(64);
+        for seq in 1..=3 {
+            let mut f = esp(spi, seq);
+            assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Hold(1));
+            assert!(hold.hold(&mut cs[0], f, 1, 0).is_ok());
+        }
+        assert_eq!(requests_sent(&mut cs[0], backend), 1);
+        // (time in ms, in s, requests expected then, packets still held)
+        for (ms, s, asked, held) in [
+            (999, 0, 0, 3),
+            (1000, 1, 1, 3),
+            (1500, 1, 0, 3),
+            (2000, 2, 1, 3),
+            (2999, 2, 0, 3),
+            (3000, 3, 0, 0),
+        ] {
+            hold.expire(&mut cs[0], &topo, ms, s);
+            assert_eq!(requests_sent(&mut cs[0], backend), asked, "at {ms} ms");
+            assert_eq!(hold.len(), held, "at {ms} ms");
+        }
+        assert_eq!(cs[0].counters.neighbor_requests, 3);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::NeighborTimeout as usize], 3);
+        assert_eq!(cs[0].counters.neighbor_released, 0);
+    }
+
     #[test]
     fn home_agent_notifications_alias_care_of_addresses() {
         let key_hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -2834,6 +3199,7 @@ mod tests {
             notify_guard: 1024,
             wall_base_ms: wall,
             neighbors: 1024,
+            neighbor_hold: 64,
             extension_header_limit: 8,
             connections: 1024,
             workers: 2,
@@ -2981,6 +3347,7 @@ mod tests {
             notify_guard: 1024,
             wall_base_ms: 0,
             neighbors: 1024,
+            neighbor_hold: 64,
             extension_header_limit: 8,
             connections,
             workers,

@@ -13,6 +13,8 @@
 //!   per-bucket export and import for hand-over and replication.
 //! - [`fnat`]: full NAT's per-core connection table (both directions), the
 //!   per-core local port ranges that steer replies, and its rewrites.
+//! - [`hold`]: packets held per core while their next hop is resolved
+//!   (ARP / neighbour discovery), released in order when it answers.
 //! - [`maglev`]: Maglev consistent hashing with weights.
 //! - [`notify`]: authenticated home-agent notifications (care-of address
 //!   changes over UDP) and their per-home replay guard.
@@ -26,6 +28,7 @@
 
 pub mod buckets;
 pub mod fnat;
+pub mod hold;
 pub mod lb;
 pub mod maglev;
 pub mod neighbor;

@@ -30,7 +30,13 @@ macro_rules! counters {
 
             /// Whether the value is a level (exported as a gauge), not a count.
             pub const fn is_gauge(self) -> bool {
-                matches!(self, Counter::Sessions | Counter::Aliases | Counter::Connections)
+                matches!(
+                    self,
+                    Counter::Sessions
+                        | Counter::Aliases
+                        | Counter::Connections
+                        | Counter::NeighborHoldPackets
+                )
             }
 
             /// The metric-friendly name.
@@ -82,6 +88,12 @@ counters! {
     NeighborsLearned => "neighbors_learned",
     /// ARP requests and neighbour solicitations sent for next hops.
     NeighborRequests => "neighbor_requests",
+    /// Packets held while their next hop was resolved.
+    NeighborHeld => "neighbor_held",
+    /// Held packets sent once their next hop answered.
+    NeighborReleased => "neighbor_released",
+    /// Packets held right now (a gauge).
+    NeighborHoldPackets => "neighbor_hold_packets",
     /// Binding updates that created or removed a care-of alias.
     BindingUpdates => "binding_updates",
     /// Home-agent notifications accepted (aliases created or removed).

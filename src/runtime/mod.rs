@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dataplane::buckets::BucketMap;
+use crate::dataplane::hold::HoldQueue;
 use crate::dataplane::lb::{CoreLb, CoreSizing, Topology, WorkerCommand};
 use crate::identity::IdentityHasher;
 use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
@@ -371,6 +372,7 @@ fn run_with_eal(
         sessions: cfg.dataplane.sessions_per_worker as usize,
         aliases: cfg.dataplane.aliases_per_worker as usize,
         neighbors: 4096,
+        neighbor_hold: cfg.dataplane.neighbor_hold as usize,
         extension_header_limit: cfg.dataplane.extension_header_limit,
         connections: cfg.dataplane.connections_per_worker as usize,
         workers: nworkers as u8,
@@ -457,6 +459,7 @@ fn run_with_eal(
             handoff_out: producers.clone(),
             port_index: port_index.clone(),
             lb,
+            hold: HoldQueue::new(cfg.dataplane.neighbor_hold as usize),
             pool: pool.clone(),
             burst: cfg.workers.burst as usize,
             idle: cfg.workers.idle,

@@ -6,11 +6,18 @@
 //! ring end is ever shared between cores. The loop follows DPDK's l3fwd:
 //! flush TX buffers when the TSC deadline passes; receive a burst per RX
 //! queue and let the core's load balancer ([`CoreLb`]) decide each packet
-//! (transmit, hand off to the shard's owner, or drop); push the handoff
+//! (transmit, hand off to the shard's owner, hold until its next hop is
+//! resolved, or drop); push the handoff
 //! bursts into the owners' rings in bulk; take in what other cores handed
 //! over; and every [`HOUSEKEEPING_EVERY`] iterations publish counters, expire
-//! a slice of the session table and look at the stop flag. Everything it uses
-//! is allocated before the loop starts.
+//! a slice of the session table and of the hold queue, and look at the stop
+//! flag. Everything it uses is allocated before the loop starts.
+//!
+//! Held packets ([`HoldQueue`]) leave as soon as the core's neighbour cache
+//! changes and resolves their next hop: right after the packet that taught
+//! it (an ARP reply or NA this core received), before that packet's own
+//! verdict is carried out, or right after a neighbour another core learned
+//! is applied — so they precede every later packet to the same next hop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +30,7 @@ use std::net::IpAddr;
 
 use dpdk::Mempool;
 
+use crate::dataplane::hold::HoldQueue;
 use crate::dataplane::lb::{
     CoreLb, Frame, LbDrop, NeighborRequest, Topology, Verdict, WorkerCommand,
 };
@@ -119,6 +127,8 @@ pub struct WorkerSetup {
     pub port_index: Vec<u8>,
     /// The load balancer of this core.
     pub lb: CoreLb,
+    /// Packets held while their next hop is resolved.
+    pub hold: HoldQueue<Mbuf>,
     /// The mbuf pool (for the ARP/ND requests the worker originates).
     pub pool: Arc<Mempool>,
     /// Packets per RX burst.
@@ -178,6 +188,11 @@ impl Frame for Mbuf {
 /// The loop's mutable state besides the queues.
 struct Dispatch {
     lb: CoreLb,
+    hold: HoldQueue<Mbuf>,
+    /// The load balancer's neighbour epoch the hold queue last saw.
+    hold_epoch: u64,
+    /// Milliseconds since start (the hold queue's clock), per iteration.
+    now_ms: u64,
     pending: Vec<PacketBurst>,
     handoff: Vec<PacketBurst>,
     counters: WorkerCounters,
@@ -198,18 +213,15 @@ impl Dispatch {
         if !handed_off {
             self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
         }
-        match self.lb.process_with(topo, &mut m, port, now, handed_off) {
-            Verdict::Transmit(out) => {
-                let out = usize::from(out);
-                let Some(buf) = self.pending.get_mut(out) else {
-                    return;
-                };
-                if let Err(m) = buf.push(m) {
-                    self.counters.inc(Counter::TxFull);
+        let verdict = self.lb.process_with(topo, &mut m, port, now, handed_off);
+        if !self.hold.is_empty() && self.lb.neighbor_epoch() != self.hold_epoch {
+            self.release_held(topo, now, tx);
+        }
+        match verdict {
+            Verdict::Transmit(out) => self.transmit(out, m, tx),
+            Verdict::Hold(out) => {
+                if let Err(m) = self.hold.hold(&mut self.lb, m, out, self.now_ms) {
                     drop(m);
-                }
-                if buf.len() >= self.burst {
-                    flush(&mut tx[out], buf, &mut self.counters);
                 }
             }
             Verdict::Handoff(core) => {
@@ -223,6 +235,50 @@ impl Dispatch {
             }
             Verdict::Drop => drop(m),
         }
+    }
+
+    /// Queues `m` for TX on port `out`, flushing a full burst.
+    #[inline]
+    fn transmit(&mut self, out: u8, m: Mbuf, tx: &mut [TxQueue]) {
+        let out = usize::from(out);
+        let (Some(buf), Some(q)) = (self.pending.get_mut(out), tx.get_mut(out)) else {
+            return;
+        };
+        if let Err(m) = buf.push(m) {
+            self.counters.inc(Counter::TxFull);
+            drop(m);
+        }
+        if buf.len() >= self.burst {
+            flush(q, buf, &mut self.counters);
+        }
+    }
+
+    /// Sends every held packet whose next hop the neighbour cache now
+    /// resolves, in order (see the module documentation).
+    #[cold]
+    fn release_held(&mut self, topo: &Topology, now: u32, tx: &mut [TxQueue]) {
+        self.hold_epoch = self.lb.neighbor_epoch();
+        let Dispatch {
+            lb,
+            hold,
+            pending,
+            counters,
+            burst,
+            ..
+        } = self;
+        hold.release_resolved(lb, topo, now, |out, m| {
+            let out = usize::from(out);
+            let (Some(buf), Some(q)) = (pending.get_mut(out), tx.get_mut(out)) else {
+                return;
+            };
+            if let Err(m) = buf.push(m) {
+                counters.inc(Counter::TxFull);
+                drop(m);
+            }
+            if buf.len() >= *burst {
+                flush(q, buf, counters);
+            }
+        });
     }
 
     /// Moves the handoff bursts into the owners' rings; what does not fit is
@@ -273,6 +329,9 @@ impl Dispatch {
         c.set(Counter::NeighborAnswers, lb.neighbor_answers);
         c.set(Counter::NeighborsLearned, lb.neighbors_learned);
         c.set(Counter::NeighborRequests, lb.neighbor_requests);
+        c.set(Counter::NeighborHeld, lb.neighbor_held);
+        c.set(Counter::NeighborReleased, lb.neighbor_released);
+        c.set(Counter::NeighborHoldPackets, self.hold.len() as u64);
         c.set(Counter::AliasHits, lb.alias_hits);
         c.set(Counter::Aliases, self.lb.aliases() as u64);
         c.set(Counter::AliasOutboxFull, lb.alias_outbox_full);
@@ -310,6 +369,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         handoff_out,
         port_index,
         lb,
+        hold,
         pool,
         burst,
         idle,
@@ -326,6 +386,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
     );
     let mut d = Dispatch {
         lb,
+        hold,
+        hold_epoch: 0,
+        now_ms: 0,
         pending: (0..tx.len()).map(|_| PacketBurst::new()).collect(),
         handoff: (0..handoff_out.len()).map(|_| PacketBurst::new()).collect(),
         counters: WorkerCounters::default(),
@@ -340,11 +403,13 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut commands_lost: u64 = 0;
     let mut created_at_last_expire: u64 = 0;
     let hz = tsc_hz.max(1);
+    let hz_ms = (tsc_hz / 1000).max(1);
 
     loop {
         iteration = iteration.wrapping_add(1);
         let now_tsc = dpdk::time::tsc();
         let now = (now_tsc.wrapping_sub(start_tsc) / hz) as u32;
+        d.now_ms = now_tsc.wrapping_sub(start_tsc) / hz_ms;
         if iteration % HOUSEKEEPING_EVERY == 0 {
             d.counters.set(Counter::CommandRingFull, commands_lost);
             // The sweep keeps pace with churn: four slots per session
@@ -356,6 +421,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 now,
                 EXPIRE_BUDGET + churn.saturating_mul(4).min(EXPIRE_CHURN_MAX),
             );
+            if !d.hold.is_empty() {
+                d.hold.expire(&mut d.lb, &topo, d.now_ms, now);
+            }
             d.publish(&control);
             if iteration % (HOUSEKEEPING_EVERY * BUCKET_LOADS_EVERY) == 0 {
                 d.publish_bucket_loads(&control);
@@ -441,7 +509,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
         for _ in 0..COMMANDS_PER_ITERATION {
             match commands.try_recv() {
                 Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
-                Some(WorkerCommand::Neighbor(u)) => d.lb.apply_neighbor(&u, now),
+                Some(WorkerCommand::Neighbor(u)) => {
+                    d.lb.apply_neighbor(&u, now);
+                    if !d.hold.is_empty() && d.lb.neighbor_epoch() != d.hold_epoch {
+                        d.release_held(&topo, now, &mut tx);
+                    }
+                }
                 Some(WorkerCommand::Topology(t)) => {
                     d.lb.set_topology(t.clone());
                     topo = t;
@@ -475,6 +548,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
         flush(q, buf, &mut d.counters);
     }
+    // Held packets are freed before the ports close (counted as timeouts).
+    d.hold.clear(&mut d.lb);
     d.counters.set(Counter::CommandRingFull, commands_lost);
     d.publish(&control);
     d.publish_bucket_loads(&control);

@@ -221,6 +221,20 @@ fn rings_between_two_lcores(eal: &Eal) {
     drop(cons);
     drop(prod);
     assert_eq!(pool.in_use(), 0);
+
+    // A producer that enqueues after the consumer is gone (a worker still
+    // running while its peer has stopped): the ring frees those mbufs when
+    // its last handle goes.
+    let (prod, cons) = mbuf_ring("test_mbufs_late", 16, SocketId::ANY).unwrap();
+    drop(cons);
+    let mut burst = PacketBurst::new();
+    for _ in 0..10 {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    assert_eq!(prod.enqueue(&mut burst), 10);
+    assert_eq!(pool.in_use(), 10);
+    drop(prod);
+    assert_eq!(pool.in_use(), 0, "late enqueues freed with the ring");
 }
 
 /// A panic on a worker lcore is caught and reported, and the lcore is
