@@ -329,7 +329,16 @@ mod ethertype {
 /// Payload Length.
 #[inline]
 pub fn parse_into(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
-    *out = Parsed::default();
+    // Built in a local (registers, once inlined) and stored once, on every
+    // outcome: a refused packet's summary keeps what was validated.
+    let mut p = Parsed::default();
+    let r = walk(frame, cfg, &mut p);
+    *out = p;
+    r
+}
+
+#[inline(always)]
+fn walk(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
     let frame = &frame[..frame.len().min(usize::from(u16::MAX))];
     let eth = EthernetFrame::new_checked(frame)?;
     let mut et = eth.ethertype_raw();
@@ -391,7 +400,7 @@ fn parse_ipv4(
     parse_l4(&frame[..end], off + ip.header_len(), nh, out)
 }
 
-#[inline]
+#[inline(always)]
 fn parse_ipv6(
     frame: &[u8],
     off: usize,
@@ -486,6 +495,25 @@ fn parse_ipv6(
 /// this one runs on every packet with a Home Address option.
 #[inline]
 fn walk_options(data: &[u8], base: usize, dest: bool, out: &mut Parsed) -> Result<(), DropReason> {
+    // RFC 6275 §6.3's layout (PadN of 2 data octets, then the HAO at 8n+6)
+    // passes the loop's length checks by construction, so only the HAO's
+    // own checks are left, in the loop's order.
+    if dest
+        && data.len() == 22
+        && data[..2] == [ext::OPT_PADN, 2]
+        && data[4..6] == [ext::OPT_HOME_ADDRESS, 16]
+    {
+        if out.hao_offset != 0 {
+            return Err(DropReason::HaoDuplicate);
+        }
+        if data[6] == 0xff {
+            return Err(DropReason::HaoNotUnicast);
+        }
+        let a = (base + 6) as u16;
+        out.hao_offset = a;
+        out.pseudo_src_offset = a;
+        return Ok(());
+    }
     let mut i = 0;
     while let Some(&kind) = data.get(i) {
         if kind == ext::OPT_PAD1 {
@@ -1131,6 +1159,11 @@ mod tests {
                 1 => options_strategy().prop_map(Ext::HopByHop),
                 2 => options_strategy().prop_map(Ext::DestOpts),
                 1 => (any::<u8>(), 0u8..3).prop_map(|(t, u)| Ext::Routing(t, u)),
+                // RFC 6275 layout, multicast or not.
+                2 => (prop_oneof![Just(0xffu8), Just(0xfe), Just(0x20)], any::<[u8; 16]>()).prop_map(|(first, mut a)| {
+                    a[0] = first;
+                    Ext::Hao(Ipv6Addr::from(a))
+                }),
             ]
         }
 
