@@ -109,6 +109,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         EtherType::from(be16(self.buffer.as_ref(), field::ETHERTYPE.start))
     }
 
+    /// EtherType as the number on the wire (the classifier dispatches on it
+    /// without building the enum).
+    #[inline]
+    pub fn ethertype_raw(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::ETHERTYPE.start)
+    }
+
     /// Everything after the header.
     #[inline]
     pub fn payload(&self) -> &[u8] {

@@ -106,6 +106,12 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
     }
 
+    /// Next Header as the number on the wire.
+    #[inline]
+    pub fn next_header_raw(&self) -> u8 {
+        self.buffer.as_ref()[field::NXT_HDR]
+    }
+
     /// Header length in octets ((Hdr Ext Len + 1) × 8).
     #[inline]
     pub fn header_len(&self) -> usize {
@@ -262,6 +268,12 @@ impl<T: AsRef<[u8]>> FragmentHeader<T> {
         IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
     }
 
+    /// Next Header as the number on the wire.
+    #[inline]
+    pub fn next_header_raw(&self) -> u8 {
+        self.buffer.as_ref()[field::NXT_HDR]
+    }
+
     /// Fragment offset in octets.
     #[inline]
     pub fn frag_offset(&self) -> u16 {
@@ -313,6 +325,12 @@ impl<T: AsRef<[u8]>> AuthHeader<T> {
     #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
+    }
+
+    /// Next Header as the number on the wire.
+    #[inline]
+    pub fn next_header_raw(&self) -> u8 {
+        self.buffer.as_ref()[field::NXT_HDR]
     }
 
     /// Header length in octets.

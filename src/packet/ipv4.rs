@@ -154,6 +154,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
 
+    /// Protocol as the number on the wire.
+    #[inline]
+    pub fn protocol_raw(&self) -> u8 {
+        self.buffer.as_ref()[field::PROTOCOL]
+    }
+
     /// Header checksum.
     #[inline]
     pub fn checksum(&self) -> u16 {
@@ -175,7 +181,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// True when the header checksum verifies (RFC 1071: the sum is all ones).
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(0, &self.buffer.as_ref()[..self.header_len()])) == 0xffff
+        checksum::sum_folded(&self.buffer.as_ref()[..self.header_len()]) == 0xffff
     }
 
     /// The payload, bounded by Total Length.

@@ -100,6 +100,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
     }
 
+    /// Next Header as the number on the wire (the classifier dispatches on
+    /// it without building the enum).
+    #[inline]
+    pub fn next_header_raw(&self) -> u8 {
+        self.buffer.as_ref()[field::NXT_HDR]
+    }
+
     /// Hop Limit.
     #[inline]
     pub fn hop_limit(&self) -> u8 {

@@ -68,6 +68,8 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod mobility;
 pub mod parse;
+#[cfg(test)]
+mod parse_reference;
 pub mod rewrite;
 pub mod tcp;
 pub mod udp;

@@ -68,6 +68,12 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
     pub fn ethertype(&self) -> EtherType {
         EtherType::from(be16(self.buffer.as_ref(), field::ETHERTYPE.start))
     }
+
+    /// EtherType of what follows, as the number on the wire.
+    #[inline]
+    pub fn ethertype_raw(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::ETHERTYPE.start)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
