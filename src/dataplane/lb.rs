@@ -836,6 +836,16 @@ impl Topology {
     }
 }
 
+/// What [`CoreLb::prefetch`] learnt of a packet: its parse (when `valid`)
+/// and, for a packet to a service whose identity no alias can rewrite, the
+/// service slot and the identity's hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prefetched {
+    parsed: Parsed,
+    valid: bool,
+    hash: Option<(u16, u64)>,
+}
+
 /// Live sessions from which a worker prefetches each burst's session
 /// slots: 64 Ki sessions are about 3.5 MiB of table, past what the caches
 /// of one core hold.
@@ -1488,27 +1498,29 @@ impl CoreLb {
     /// will use and starts loading it, so the misses of the burst overlap.
     /// Changes nothing; packets it cannot place are simply not prefetched.
     /// Identities an alias may rewrite are skipped (the look-up would cost
-    /// what the prefetch saves).
+    /// what the prefetch saves). Returns the parse and the identity's hash,
+    /// for [`CoreLb::process_prefetched`] to use instead of doing them again.
     #[inline]
-    pub fn prefetch(&mut self, topo: &Topology, frame: &[u8], in_port: u8) {
+    pub fn prefetch(&mut self, topo: &Topology, frame: &[u8], in_port: u8) -> Prefetched {
+        let mut pre = Prefetched::default();
         if topo.ports[usize::from(in_port)].role == PortRole::Server {
-            return;
+            return pre;
         }
-        let mut parsed = Parsed::default();
-        if crate::packet::parse_into(frame, &self.parse_cfg, &mut parsed).is_err() {
-            return;
+        if crate::packet::parse_into(frame, &self.parse_cfg, &mut pre.parsed).is_err() {
+            return Prefetched::default();
         }
-        let p = &parsed;
+        pre.valid = true;
+        let p = &pre.parsed;
         let Some(dst) = dst_bits(frame, p) else {
-            return;
+            return pre;
         };
         let dport = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some(p.dst_port);
         let Some(si) = topo.match_service(dst, p.protocol, dport) else {
-            return;
+            return pre;
         };
         let Some(identity) = identify(frame, p, topo.services[si].mode) else {
-            return;
+            return pre;
         };
         if !self.aliases.is_empty()
             && matches!(
@@ -1516,14 +1528,16 @@ impl CoreLb {
                 Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
             )
         {
-            return;
+            return pre;
         }
         let hash = self.hasher.hash(&identity);
+        pre.hash = Some((si as u16, hash));
         if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len() {
             self.sessions.prefetch_hashes(hash);
             self.prefetched[self.prefetched_len] = hash;
             self.prefetched_len += 1;
         }
+        pre
     }
 
     /// Second pass over a burst, after [`CoreLb::prefetch`] of every packet:
@@ -1593,18 +1607,52 @@ impl CoreLb {
         now: u32,
         handed_off: bool,
     ) -> Verdict {
-        // Parsed into a local: copying a struct back out of `self` right
-        // after the parser's narrow stores stalls on store forwarding.
-        let mut p = Parsed::default();
-        if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut p) {
-            // A port with `forward_to` bridges what it does not balance,
-            // including what it cannot parse; elsewhere the reason counts.
-            if let Some(v) = self.bridge(topo, in_port) {
-                return v;
+        self.process_inner(topo, f, in_port, now, handed_off, &Prefetched::default())
+    }
+
+    /// [`CoreLb::process_with`] for a packet received from a port whose
+    /// [`CoreLb::prefetch`] gave `pre` in this burst (the frame unchanged
+    /// since): its parse and identity hash are used, not redone.
+    #[inline]
+    pub fn process_prefetched<F: Frame>(
+        &mut self,
+        topo: &Topology,
+        f: &mut F,
+        in_port: u8,
+        now: u32,
+        pre: &Prefetched,
+    ) -> Verdict {
+        self.process_inner(topo, f, in_port, now, false, pre)
+    }
+
+    #[inline]
+    fn process_inner<F: Frame>(
+        &mut self,
+        topo: &Topology,
+        f: &mut F,
+        in_port: u8,
+        now: u32,
+        handed_off: bool,
+        pre: &Prefetched,
+    ) -> Verdict {
+        // Parsed into a local (or copied from the prefetch pass, written
+        // long before): copying a struct out of `self` right after the
+        // parser's narrow stores stalls on store forwarding.
+        let p = if pre.valid {
+            pre.parsed
+        } else {
+            let mut p = Parsed::default();
+            if let Err(reason) = crate::packet::parse_into(f.bytes(), &self.parse_cfg, &mut p) {
+                // A port with `forward_to` bridges what it does not balance,
+                // including what it cannot parse; elsewhere the reason counts.
+                if let Some(v) = self.bridge(topo, in_port) {
+                    return v;
+                }
+                self.counters.parse_drops.inc(reason);
+                return Verdict::Drop;
             }
-            self.counters.parse_drops.inc(reason);
-            return Verdict::Drop;
-        }
+            p
+        };
         let frame = f.bytes();
         let (src, dst) = match p.l3 {
             L3Kind::Ipv4 | L3Kind::Ipv6 => match (p.src_addr(frame), dst_addr(frame, &p)) {
@@ -1636,7 +1684,13 @@ impl CoreLb {
         if role != PortRole::Server {
             let dst_bits = dst_bits(frame, &p).unwrap_or(AddrBits(false, 0));
             if let Some(si) = topo.match_service(dst_bits, p.protocol, ports.map(|x| x.1)) {
-                return self.forward_to_backend(f, &p, topo, si, now, handed_off);
+                // The prefetch pass's hash, if it hashed this service's
+                // identity of this very frame.
+                let hint = match pre.hash {
+                    Some((s, h)) if usize::from(s) == si && !handed_off => Some(h),
+                    _ => None,
+                };
+                return self.forward_to_backend(f, &p, topo, si, now, handed_off, hint);
             }
         }
         if role != PortRole::Client {
@@ -1672,6 +1726,7 @@ impl CoreLb {
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn forward_to_backend<F: Frame>(
         &mut self,
         f: &mut F,
@@ -1680,6 +1735,7 @@ impl CoreLb {
         si: usize,
         now: u32,
         handed_off: bool,
+        hint: Option<u64>,
     ) -> Verdict {
         let svc = &topo.services[si];
         let Some(mut identity) = identify(f.bytes(), p, svc.mode) else {
@@ -1732,8 +1788,10 @@ impl CoreLb {
         if fnat && !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
             return self.counters.drop(LbDrop::FnatUnsupportedProtocol);
         }
-        let hash = match (resolved, source_hash) {
-            (None, Some(h)) => h,
+        // Without an alias the identity is the one the prefetch pass (hint)
+        // or the alias look-up (source_hash) already hashed.
+        let hash = match (resolved, hint, source_hash) {
+            (None, Some(h), _) | (None, None, Some(h)) => h,
             _ => self.hasher.hash(&identity),
         };
         if !handed_off {
@@ -2197,6 +2255,7 @@ mod tests {
     use crate::packet::checksum;
 
     /// A test frame with headroom, like an mbuf.
+    #[derive(Clone)]
     struct TestFrame {
         buf: Vec<u8>,
         start: usize,
@@ -2385,6 +2444,68 @@ mod tests {
         assert_eq!(sessions, 1, "one session for the node, on its owner core");
         let created: u64 = cs.iter().map(|c| c.counters.sessions_created).sum();
         assert_eq!(created, 1);
+    }
+
+    /// The worker's prefetch path (parse and hash once, in a first pass
+    /// over the burst) decides and rewrites exactly as the plain path.
+    #[test]
+    fn prefetched_processing_matches_the_plain_path() {
+        let mut frames: Vec<TestFrame> = Vec::new();
+        for n in 0..40u32 {
+            let home = format!("2001:db8:100::{:x}", n + 1);
+            let coa = format!("2001:db8:c{}::{:x}", n % 3, n + 1);
+            frames.push(hao_tcp(&coa, &home, "2001:db8:ffff::80"));
+            frames.push(hao_tcp(&coa, &home, "2001:db8:ffff::81"));
+            frames.push(esp(n + 1, n));
+            frames.push(TestFrame::new(eth_ipv4(
+                &format!("203.0.113.{}", n + 1),
+                "198.51.100.80",
+                &L4::Tcp(40000, 80, 1, 0x18),
+            )));
+            if n % 5 == 0 {
+                // A binding update, then data from the care-of address
+                // without HAO: resolved through the alias it creates, in
+                // the middle of the burst.
+                let coa2 = format!("2001:db8:d0::{:x}", n + 1);
+                frames.push(bu(&coa2, &home, None, 100));
+                frames.push(TestFrame::new(eth_ipv6(
+                    &coa2,
+                    "2001:db8:ffff::80",
+                    &[],
+                    &L4::Tcp(40000, 80, 9, 0x18),
+                )));
+            }
+            frames.push(TestFrame::new(vec![0xff; 20]));
+        }
+        let mut plain = cores(2, true);
+        let mut pre = cores(2, true);
+        let topo = pre[0].topology();
+        for burst in frames.chunks(dpdk::MAX_BURST) {
+            let mut a: Vec<TestFrame> = burst.to_vec();
+            let mut b: Vec<TestFrame> = burst.to_vec();
+            let hints: Vec<Prefetched> = b
+                .iter()
+                .map(|f| pre[0].prefetch(&topo, f.bytes(), 0))
+                .collect();
+            pre[0].prefetch_entries();
+            for ((fa, fb), h) in a.iter_mut().zip(b.iter_mut()).zip(&hints) {
+                let va = run(&mut plain, fa, 0, 1);
+                let vb = match pre[0].process_prefetched(&topo, fb, 0, 1, h) {
+                    Verdict::Handoff(c) => pre[usize::from(c)].process(fb, 0, 1, true),
+                    v => v,
+                };
+                assert_eq!(va, vb);
+                assert_eq!(fa.bytes(), fb.bytes());
+            }
+        }
+        for (x, y) in plain.iter().zip(&pre) {
+            assert_eq!(x.counters.to_backend, y.counters.to_backend);
+            assert_eq!(x.counters.sessions_created, y.counters.sessions_created);
+            assert_eq!(x.counters.lb_drops, y.counters.lb_drops);
+            assert_eq!(x.sessions(), y.sessions());
+        }
+        let forwarded: u64 = pre.iter().map(|c| c.counters.to_backend).sum();
+        assert!(forwarded >= 160, "{forwarded}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use dpdk::Mempool;
 
 use crate::dataplane::hold::HoldQueue;
 use crate::dataplane::lb::{
-    CoreLb, Frame, LbDrop, NeighborRequest, Topology, Verdict, WorkerCommand,
+    CoreLb, Frame, LbDrop, NeighborRequest, Prefetched, Topology, Verdict, WorkerCommand,
 };
 use crate::dataplane::neighbor;
 use crate::dataplane::notify::NotifyDrop;
@@ -204,16 +204,49 @@ impl Dispatch {
     fn packet(
         &mut self,
         topo: &Topology,
-        mut m: Mbuf,
+        m: Mbuf,
         port: u8,
         now: u32,
         handed_off: bool,
         tx: &mut [TxQueue],
     ) {
+        self.packet_with(topo, m, port, now, handed_off, None, tx);
+    }
+
+    /// A packet received from `port` that went through the burst's
+    /// prefetch pass, which gave `pre`.
+    #[inline]
+    fn prefetched_packet(
+        &mut self,
+        topo: &Topology,
+        m: Mbuf,
+        port: u8,
+        now: u32,
+        pre: &Prefetched,
+        tx: &mut [TxQueue],
+    ) {
+        self.packet_with(topo, m, port, now, false, Some(pre), tx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn packet_with(
+        &mut self,
+        topo: &Topology,
+        mut m: Mbuf,
+        port: u8,
+        now: u32,
+        handed_off: bool,
+        pre: Option<&Prefetched>,
+        tx: &mut [TxQueue],
+    ) {
         if !handed_off {
             self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
         }
-        let verdict = self.lb.process_with(topo, &mut m, port, now, handed_off);
+        let verdict = match pre {
+            Some(pre) => self.lb.process_prefetched(topo, &mut m, port, now, pre),
+            None => self.lb.process_with(topo, &mut m, port, now, handed_off),
+        };
         if !self.hold.is_empty() && self.lb.neighbor_epoch() != self.hold_epoch {
             self.release_held(topo, now, tx);
         }
@@ -398,6 +431,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     // so no reference count (shared by every core) is touched per packet.
     let mut topo = d.lb.topology();
     let mut rx_burst = PacketBurst::new();
+    let mut prefetched = [Prefetched::default(); dpdk::MAX_BURST];
     let mut last_flush = dpdk::time::tsc();
     let mut iteration: u64 = 0;
     let mut commands_lost: u64 = 0;
@@ -448,10 +482,14 @@ pub fn run(setup: WorkerSetup) -> i32 {
             received += n;
             d.counters.add(Counter::RxPackets, n as u64);
             if d.lb.wants_prefetch() {
-                for m in rx_burst.as_slice() {
-                    d.lb.prefetch(&topo, m.bytes(), binding.port);
+                for (m, pre) in rx_burst.as_slice().iter().zip(prefetched.iter_mut()) {
+                    *pre = d.lb.prefetch(&topo, m.bytes(), binding.port);
                 }
                 d.lb.prefetch_entries();
+                for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
+                    d.prefetched_packet(&topo, m, binding.port, now, pre, &mut tx);
+                }
+                continue;
             }
             for m in rx_burst.drain() {
                 d.packet(&topo, m, binding.port, now, false, &mut tx);
