@@ -57,35 +57,29 @@ fn advise_huge(start: *mut u8, len: usize) {
 /// levels. A no-op on targets other than x86-64.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 (SSE, part of the x86-64 baseline) is only a hint:
-    // it never faults, never writes, and architecturally has no effect on
-    // program state; the pointer comes from a live reference anyway.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (r as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    prefetch_addr((r as *const T).cast::<u8>());
 }
 
 /// Like [`prefetch`], for the cache line holding the last byte of `*r`
 /// (a value may straddle two lines).
 #[inline(always)]
 pub fn prefetch_end<T>(r: &T) {
+    let last = core::mem::size_of::<T>().saturating_sub(1);
+    prefetch_addr((r as *const T).cast::<u8>().wrapping_add(last));
+}
+
+#[inline(always)]
+fn prefetch_addr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a hint that never faults or writes. The
-    // address is the last byte of the referenced value, inside it.
+    // SAFETY: PREFETCHT0 (SSE, part of the x86-64 baseline) is only a hint:
+    // it never faults, never writes, and architecturally has no effect on
+    // program state, whatever the address; callers pass addresses inside a
+    // live value anyway.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (r as *const T)
-                .cast::<i8>()
-                .wrapping_add(core::mem::size_of::<T>().saturating_sub(1)),
-        );
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
 }
 
 #[cfg(test)]

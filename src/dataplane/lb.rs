@@ -2348,7 +2348,19 @@ mod tests {
     }
 
     fn cores_holding(n: usize, replay: bool, hold: usize) -> Vec<CoreLb> {
-        let cfg = Config::from_toml(CONFIG, "test").unwrap();
+        cores_from(CONFIG, n, replay, hold, n as u8, 1024)
+    }
+
+    /// `n` cores of `config`'s topology sharing one bucket map and key.
+    fn cores_from(
+        config: &str,
+        n: usize,
+        replay: bool,
+        hold: usize,
+        workers: u8,
+        connections: usize,
+    ) -> Vec<CoreLb> {
+        let cfg = Config::from_toml(config, "test").unwrap();
         let topo =
             Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], replay).unwrap());
         let mut map = BucketMap::new(1024, 0).unwrap();
@@ -2363,8 +2375,8 @@ mod tests {
             neighbors: 1024,
             neighbor_hold: hold,
             extension_header_limit: 8,
-            connections: 1024,
-            workers: n as u8,
+            connections,
+            workers,
         };
         (0..n)
             .map(|i| {
@@ -3456,28 +3468,7 @@ mod tests {
     "#;
 
     fn fnat_cores(n: usize, workers: u8, connections: usize) -> Vec<CoreLb> {
-        let cfg = Config::from_toml(FNAT_CONFIG, "test").unwrap();
-        let topo = Arc::new(Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap());
-        let mut map = BucketMap::new(1024, 0).unwrap();
-        map.assign_cores(0, n, |_| true).unwrap();
-        let map = Arc::new(map);
-        let hasher = IdentityHasher::new(*b"0123456789abcdef");
-        let sizing = CoreSizing {
-            sessions: 1024,
-            aliases: 1024,
-            notify_guard: 1024,
-            wall_base_ms: 0,
-            neighbors: 1024,
-            neighbor_hold: 64,
-            extension_header_limit: 8,
-            connections,
-            workers,
-        };
-        (0..n)
-            .map(|i| {
-                CoreLb::new(topo.clone(), i as u8, map.clone(), hasher.clone(), sizing).unwrap()
-            })
-            .collect()
+        cores_from(FNAT_CONFIG, n, true, 64, workers, connections)
     }
 
     /// Runs a packet received by core `first` on `port`, following a handoff.

@@ -200,37 +200,12 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    #[inline]
-    fn packet(
-        &mut self,
-        topo: &Topology,
-        m: Mbuf,
-        port: u8,
-        now: u32,
-        handed_off: bool,
-        tx: &mut [TxQueue],
-    ) {
-        self.packet_with(topo, m, port, now, handed_off, None, tx);
-    }
-
-    /// A packet received from `port` that went through the burst's
-    /// prefetch pass, which gave `pre`.
-    #[inline]
-    fn prefetched_packet(
-        &mut self,
-        topo: &Topology,
-        m: Mbuf,
-        port: u8,
-        now: u32,
-        pre: &Prefetched,
-        tx: &mut [TxQueue],
-    ) {
-        self.packet_with(topo, m, port, now, false, Some(pre), tx);
-    }
-
+    /// Decides one packet received on `port` (or handed over, when
+    /// `handed_off`) and moves it to TX, a handoff burst, the hold queue or
+    /// the pool; `pre` is what the burst's prefetch pass learnt of it.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn packet_with(
+    fn packet(
         &mut self,
         topo: &Topology,
         mut m: Mbuf,
@@ -487,12 +462,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 }
                 d.lb.prefetch_entries();
                 for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
-                    d.prefetched_packet(&topo, m, binding.port, now, pre, &mut tx);
+                    d.packet(&topo, m, binding.port, now, false, Some(pre), &mut tx);
                 }
-                continue;
-            }
-            for m in rx_burst.drain() {
-                d.packet(&topo, m, binding.port, now, false, &mut tx);
+            } else {
+                for m in rx_burst.drain() {
+                    d.packet(&topo, m, binding.port, now, false, None, &mut tx);
+                }
             }
         }
         d.push_handoffs(&handoff_out);
@@ -503,7 +478,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             d.counters.add(Counter::HandoffsIn, n as u64);
             for m in rx_burst.drain() {
                 let port = port_index.get(usize::from(m.port())).copied().unwrap_or(0);
-                d.packet(&topo, m, port, now, true, &mut tx);
+                d.packet(&topo, m, port, now, true, None, &mut tx);
             }
         }
 
@@ -561,7 +536,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                     received += 1;
                     d.counters.add(Counter::RxPackets, 1);
                     d.counters.add(Counter::Injected, 1);
-                    d.packet(&topo, frame, port, now, false, &mut tx);
+                    d.packet(&topo, frame, port, now, false, None, &mut tx);
                     injected = true;
                 }
                 None => break,
