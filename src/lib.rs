@@ -10,6 +10,7 @@
 //! [`classify`] is the operator's capture inspection tool. Everything that
 //! touches DPDK goes through the `dpdk` crate.
 
+pub mod aes128;
 pub mod classify;
 pub mod config;
 pub mod dataplane;

@@ -1,5 +1,6 @@
 //! Ethernet-to-L4 classifier on arbitrary frames: must never panic or hang,
-//! and whatever it accepts must have in-bounds offsets.
+//! whatever it accepts must have in-bounds offsets, and the identity with
+//! its hash in one step must equal the two steps.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,10 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let cfg = ParseConfig::new().with_max_ext_headers(limit);
     let mut p = Parsed::default();
     let ok = parse_into(frame, &cfg, &mut p).is_ok();
+    let hasher = IdentityHasher::new([7; 16]);
     for mode in [IdentityMode::Default, IdentityMode::Slaac] {
-        if let Some(id) = identify(frame, &p, mode) {
-            let _ = IdentityHasher::new([7; 16]).hash(&id);
-        }
+        let two_steps = identify(frame, &p, mode).map(|id| (id, hasher.hash(&id)));
+        assert_eq!(hasher.identify(frame, &p, mode), two_steps);
     }
     let _ = binding_update(frame, &p);
     if ok {

@@ -1519,7 +1519,7 @@ impl CoreLb {
         let Some(si) = topo.match_service(dst, p.protocol, dport) else {
             return pre;
         };
-        let Some(identity) = identify(frame, p, topo.services[si].mode) else {
+        let Some((identity, hash)) = self.hasher.identify(frame, p, topo.services[si].mode) else {
             return pre;
         };
         if !self.aliases.is_empty()
@@ -1530,7 +1530,6 @@ impl CoreLb {
         {
             return pre;
         }
-        let hash = self.hasher.hash(&identity);
         pre.hash = Some((si as u16, hash));
         if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len() {
             self.sessions.prefetch_hashes(hash);
@@ -1738,7 +1737,14 @@ impl CoreLb {
         hint: Option<u64>,
     ) -> Verdict {
         let svc = &topo.services[si];
-        let Some(mut identity) = identify(f.bytes(), p, svc.mode) else {
+        // The identity and its own hash: the prefetch pass's (hint), or
+        // computed together from the frame (cheaper than hashing the built
+        // identity; see `IdentityHasher::identify`).
+        let found = match hint {
+            Some(h) => identify(f.bytes(), p, svc.mode).map(|i| (i, h)),
+            None => self.hasher.identify(f.bytes(), p, svc.mode),
+        };
+        let Some((mut identity, own_hash)) = found else {
             return self.counters.drop(LbDrop::NoIdentity);
         };
         // Neither SPI nor Home Address option: a care-of address known from
@@ -1746,9 +1752,6 @@ impl CoreLb {
         // carries what the first core resolved, so the owner never
         // re-resolves it against a copy that may lag.
         let mut resolved = None;
-        // The hash of `Source(src)` when the alias look-up computed it: the
-        // identity's own hash when no alias resolves it.
-        let mut source_hash = None;
         if matches!(
             identity,
             Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
@@ -1763,10 +1766,11 @@ impl CoreLb {
                 match p.ipv6_src(f.bytes()) {
                     Some(src) => {
                         let source = Identity::Source(IpAddr::V6(src));
-                        let h = self.hasher.hash(&source);
-                        if identity == source {
-                            source_hash = Some(h);
-                        }
+                        let h = if identity == source {
+                            own_hash
+                        } else {
+                            self.hasher.hash(&source)
+                        };
                         self.aliases.lookup(h, &src, now).map(|e| e.value())
                     }
                     None => None,
@@ -1788,11 +1792,10 @@ impl CoreLb {
         if fnat && !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
             return self.counters.drop(LbDrop::FnatUnsupportedProtocol);
         }
-        // Without an alias the identity is the one the prefetch pass (hint)
-        // or the alias look-up (source_hash) already hashed.
-        let hash = match (resolved, hint, source_hash) {
-            (None, Some(h), _) | (None, None, Some(h)) => h,
-            _ => self.hasher.hash(&identity),
+        // An alias replaced the identity that `own_hash` is the hash of.
+        let hash = match resolved {
+            None => own_hash,
+            Some(_) => self.hasher.hash(&identity),
         };
         if !handed_off {
             let owner = self.buckets.core_of(hash);
