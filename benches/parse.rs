@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
                 let ok = parse_into(f, &cfg, &mut p).is_ok();
                 let (id, h) = hasher
                     .identify(f, &p, IdentityMode::Default)
-                    .map_or((None, 0), |(i, h)| (Some(i), h));
+                    .map_or((None, 0), |(k, h)| (Some(k), h));
                 black_box(&id);
                 let bu = if p.is_binding_update() {
                     binding_update(f, &p).map_or(0, |b| b.sequence)

@@ -125,76 +125,125 @@ impl fmt::Display for IdentityMode {
 /// no network-layer header was validated.
 #[inline]
 pub fn identify(frame: &[u8], p: &Parsed, mode: IdentityMode) -> Option<Identity> {
-    encode(frame, p, mode).map(Encoded::identity)
+    identity_key(frame, p, mode).map(|k| k.identity())
 }
 
-/// [`identify`]'s precedence, giving the identity in its hashed encoding.
+/// [`identify`], giving the identity in its compact form.
 #[inline]
-fn encode(frame: &[u8], p: &Parsed, mode: IdentityMode) -> Option<Encoded> {
+pub fn identity_key(frame: &[u8], p: &Parsed, mode: IdentityMode) -> Option<IdentityKey> {
     if p.is_esp() {
-        return Some(Encoded::of(&Identity::Spi(p.esp_spi)));
+        return Some(IdentityKey::of(&Identity::Spi(p.esp_spi)));
     }
     if let Some(h) = p.home_address(frame) {
-        return Some(Encoded::of(&Identity::HomeAddress(h)));
+        return Some(IdentityKey::of(&Identity::HomeAddress(h)));
     }
     if p.l3 == L3Kind::Ipv6 {
         let s = p.ipv6_src(frame)?;
-        return Some(Encoded::of(&if mode == IdentityMode::Slaac {
+        return Some(IdentityKey::of(&if mode == IdentityMode::Slaac {
             Identity::InterfaceId(u128::from(s) as u64)
         } else {
             Identity::Source(IpAddr::V6(s))
         }));
     }
     p.ipv4_src(frame)
-        .map(|a| Encoded::of(&Identity::Source(IpAddr::V4(a))))
+        .map(|a| IdentityKey::of(&Identity::Source(IpAddr::V4(a))))
 }
 
-/// The kinds of identity, as [`IdentityHasher`] tells them apart.
+/// The kinds of identity, in the order of the code [`IdentityKind::code`]
+/// gives them (the session table stores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Spi,
-    HomeAddress,
-    InterfaceId,
-    Ipv4,
-    Ipv6,
+#[repr(u8)]
+pub enum IdentityKind {
+    /// [`Identity::Spi`].
+    Spi = 0,
+    /// [`Identity::HomeAddress`].
+    HomeAddress = 1,
+    /// [`Identity::InterfaceId`].
+    InterfaceId = 2,
+    /// [`Identity::Source`] with an IPv4 address.
+    Ipv4 = 3,
+    /// [`Identity::Source`] with an IPv6 address.
+    Ipv6 = 4,
 }
 
-/// An identity as its kind and its value `V` (see [`IdentityHasher`]): the
-/// value's octets big-endian, left-aligned and zero-padded to 16, read as a
-/// little-endian `u128`. Small enough for registers, so a value read from
-/// the frame reaches the hash without a trip through memory: built as an
-/// [`Identity`] first, an IPv6 address sits at an odd offset inside the
-/// enum, the compiler moved it between stack slots in 1- to 8-octet pieces,
-/// and the hash's 8-octet loads of those pieces missed store forwarding
-/// (about 7 ns per packet in `perf annotate`).
-#[derive(Debug, Clone, Copy)]
-struct Encoded {
-    kind: Kind,
+impl IdentityKind {
+    /// The kind as a number (0 to 4, in declaration order).
+    #[inline]
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An identity in the compact form the packet path carries: its kind and
+/// its value `V` (see [`IdentityHasher`]), the value's octets big-endian,
+/// left-aligned and zero-padded to 16, read as a little-endian `u128`.
+///
+/// Small and aligned, so it stays in registers from the frame to the hash
+/// and the session key. [`Identity`] puts an IPv6 address at an odd offset
+/// inside the enum; the compiler moved such values between stack slots in 1-
+/// to 8-octet pieces, and the next 8- or 16-octet load of them missed store
+/// forwarding (about 7 ns per packet in the classifier bench, and a tenth of
+/// `forward_to_backend` in the data plane, by `perf annotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityKey {
+    kind: IdentityKind,
     value: u128,
 }
 
-impl Encoded {
+impl IdentityKey {
+    /// The key of `id`.
     #[inline(always)]
-    fn of(id: &Identity) -> Self {
+    pub fn of(id: &Identity) -> Self {
         let (kind, value) = match id {
-            Identity::Spi(s) => (Kind::Spi, u128::from(s.swap_bytes())),
-            Identity::HomeAddress(a) => (Kind::HomeAddress, u128::from(*a).swap_bytes()),
-            Identity::InterfaceId(i) => (Kind::InterfaceId, u128::from(i.swap_bytes())),
-            Identity::Source(IpAddr::V4(a)) => (Kind::Ipv4, u128::from(u32::from(*a).swap_bytes())),
-            Identity::Source(IpAddr::V6(a)) => (Kind::Ipv6, u128::from(*a).swap_bytes()),
+            Identity::Spi(s) => (IdentityKind::Spi, u128::from(s.swap_bytes())),
+            Identity::HomeAddress(a) => (IdentityKind::HomeAddress, u128::from(*a).swap_bytes()),
+            Identity::InterfaceId(i) => (IdentityKind::InterfaceId, u128::from(i.swap_bytes())),
+            Identity::Source(IpAddr::V4(a)) => {
+                (IdentityKind::Ipv4, u128::from(u32::from(*a).swap_bytes()))
+            }
+            Identity::Source(IpAddr::V6(a)) => (IdentityKind::Ipv6, u128::from(*a).swap_bytes()),
         };
-        Encoded { kind, value }
+        IdentityKey { kind, value }
     }
 
+    /// The key of a home address.
     #[inline(always)]
-    fn identity(self) -> Identity {
+    pub fn home_address(a: Ipv6Addr) -> Self {
+        IdentityKey {
+            kind: IdentityKind::HomeAddress,
+            value: u128::from(a).swap_bytes(),
+        }
+    }
+
+    /// The identity's kind.
+    #[inline(always)]
+    pub fn kind(&self) -> IdentityKind {
+        self.kind
+    }
+
+    /// The value's 16 octets (big-endian, left-aligned, zero-padded).
+    #[inline(always)]
+    pub fn octets(&self) -> [u8; 16] {
+        self.value.to_le_bytes()
+    }
+
+    /// True for the identities a binding-update alias may replace: an
+    /// interface ID or an IPv6 source.
+    #[inline(always)]
+    pub fn may_have_alias(&self) -> bool {
+        matches!(self.kind, IdentityKind::InterfaceId | IdentityKind::Ipv6)
+    }
+
+    /// The identity.
+    #[inline(always)]
+    pub fn identity(&self) -> Identity {
         let v = self.value;
         match self.kind {
-            Kind::Spi => Identity::Spi((v as u32).swap_bytes()),
-            Kind::HomeAddress => Identity::HomeAddress(Ipv6Addr::from(v.swap_bytes())),
-            Kind::InterfaceId => Identity::InterfaceId((v as u64).swap_bytes()),
-            Kind::Ipv4 => Identity::Source(IpAddr::V4((v as u32).swap_bytes().into())),
-            Kind::Ipv6 => Identity::Source(IpAddr::V6(Ipv6Addr::from(v.swap_bytes()))),
+            IdentityKind::Spi => Identity::Spi((v as u32).swap_bytes()),
+            IdentityKind::HomeAddress => Identity::HomeAddress(Ipv6Addr::from(v.swap_bytes())),
+            IdentityKind::InterfaceId => Identity::InterfaceId((v as u64).swap_bytes()),
+            IdentityKind::Ipv4 => Identity::Source(IpAddr::V4((v as u32).swap_bytes().into())),
+            IdentityKind::Ipv6 => Identity::Source(IpAddr::V6(Ipv6Addr::from(v.swap_bytes()))),
         }
     }
 }
@@ -325,35 +374,36 @@ impl IdentityHasher {
     /// The hash of `id` (see the type's documentation).
     #[inline]
     pub fn hash(&self, id: &Identity) -> u64 {
-        self.hash_encoded(Encoded::of(id))
+        self.hash_key(&IdentityKey::of(id))
     }
 
     /// [`identify`] and [`IdentityHasher::hash`] in one step: the identity
-    /// of the packet `p` summarises and its hash, computed from the value
-    /// read out of `frame` rather than from the built [`Identity`] (see
-    /// [`Encoded`] for why that matters).
+    /// of the packet `p` summarises, in its compact form, and its hash,
+    /// computed from the value read out of `frame` (see [`IdentityKey`] for
+    /// why that matters).
     #[inline]
     pub fn identify(
         &self,
         frame: &[u8],
         p: &Parsed,
         mode: IdentityMode,
-    ) -> Option<(Identity, u64)> {
-        let e = encode(frame, p, mode)?;
-        Some((e.identity(), self.hash_encoded(e)))
+    ) -> Option<(IdentityKey, u64)> {
+        let k = identity_key(frame, p, mode)?;
+        Some((k, self.hash_key(&k)))
     }
 
+    /// The hash of the identity `k` is the key of.
     #[inline(always)]
-    fn hash_encoded(&self, e: Encoded) -> u64 {
+    pub fn hash_key(&self, k: &IdentityKey) -> u64 {
         let m = &self.masks;
-        let mask = match e.kind {
-            Kind::Spi => m.spi,
-            Kind::HomeAddress => m.home_address,
-            Kind::InterfaceId => m.interface_id,
-            Kind::Ipv4 => m.ipv4,
-            Kind::Ipv6 => m.ipv6,
+        let mask = match k.kind {
+            IdentityKind::Spi => m.spi,
+            IdentityKind::HomeAddress => m.home_address,
+            IdentityKind::InterfaceId => m.interface_id,
+            IdentityKind::Ipv4 => m.ipv4,
+            IdentityKind::Ipv6 => m.ipv6,
         };
-        self.aes.encrypt(e.value ^ mask) as u64
+        self.aes.encrypt(k.value ^ mask) as u64
     }
 }
 
@@ -378,9 +428,22 @@ mod tests {
         let found = identify(frame, &p, mode);
         let hasher = IdentityHasher::new(*b"identity-tests!!");
         assert_eq!(
-            hasher.identify(frame, &p, mode),
+            hasher
+                .identify(frame, &p, mode)
+                .map(|(k, h)| (k.identity(), h)),
             found.map(|i| (i, hasher.hash(&i)))
         );
+        if let Some(i) = found {
+            let k = IdentityKey::of(&i);
+            assert_eq!(k.identity(), i);
+            assert_eq!(
+                k.may_have_alias(),
+                matches!(
+                    i,
+                    Identity::InterfaceId(_) | Identity::Source(IpAddr::V6(_))
+                )
+            );
+        }
         found
     }
 
