@@ -48,6 +48,9 @@ fi
 echo -20 > /proc/self/autogroup 2>/dev/null || echo "bench.sh: could not raise the autogroup priority (not root?)" >&2
 
 BIN=${ROAMLB_BIN:-$ROOT/target/release/roamlb}
+# roamlb reads ROAMLB_* variables as configuration overrides: do not pass
+# this one on to the DUT (it would be refused as an unknown key `bin`).
+unset ROAMLB_BIN
 if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/dpdk/src" -newer "$BIN" -name '*.rs' | head -1)" ]; then
     (cd "$ROOT" && cargo build --release --bin roamlb)
 fi
