@@ -1042,9 +1042,8 @@ pub struct CoreLb {
     /// Per-bucket load of the buckets this core owns (packets and bytes
     /// forwarded, packets dropped by the owner), since start.
     pub loads: BucketLoads,
-    /// Hashes whose table slots the current burst prefetched, with their
-    /// service indexes.
-    prefetched: [(u64, u16); dpdk::MAX_BURST],
+    /// Hashes whose table slots the current burst prefetched.
+    prefetched: [u64; dpdk::MAX_BURST],
     prefetched_len: usize,
     topo: Arc<Topology>,
     me: u8,
@@ -1110,7 +1109,7 @@ impl CoreLb {
             buckets,
             hasher,
             parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
-            prefetched: [(0, 0); dpdk::MAX_BURST],
+            prefetched: [0; dpdk::MAX_BURST],
             prefetched_len: 0,
             sessions: Table::with_capacity(sizing.sessions)?,
             aliases: Table::with_capacity(sizing.aliases)?,
@@ -1543,7 +1542,7 @@ impl CoreLb {
         if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len() {
             self.sessions.prefetch_hashes(hash);
             self.loads.prefetch(hash);
-            self.prefetched[self.prefetched_len] = (hash, si as u16);
+            self.prefetched[self.prefetched_len] = hash;
             self.prefetched_len += 1;
         }
         pre
@@ -1551,17 +1550,11 @@ impl CoreLb {
 
     /// Second pass over a burst, after [`CoreLb::prefetch`] of every packet:
     /// the stored hashes have arrived by now, so find each packet's slot and
-    /// start loading its entry (which may sit a few slots past home), and,
-    /// for an identity without a session, the scheduler's pick.
+    /// start loading its entry (which may sit a few slots past home).
     #[inline]
     pub fn prefetch_entries(&mut self) {
-        for &(hash, si) in &self.prefetched[..self.prefetched_len] {
-            // No session yet: a new identity, so the scheduler will pick.
-            if !self.sessions.prefetch_entry(hash) {
-                if let Some(s) = self.schedulers.get(usize::from(si)) {
-                    s.prefetch_pick(hash);
-                }
-            }
+        for &hash in &self.prefetched[..self.prefetched_len] {
+            self.sessions.prefetch_entry(hash);
         }
         self.prefetched_len = 0;
     }

@@ -212,27 +212,12 @@ impl Maglev {
     /// bits, still spread over the whole table).
     #[inline]
     pub fn lookup(&self, hash: u64) -> Option<u16> {
-        match self.table.get(self.position(hash)) {
+        let folded = u64::from((hash ^ (hash >> 32)) as u32);
+        let i = ((folded * self.table.len() as u64) >> 32) as usize;
+        match self.table.get(i) {
             Some(&b) if b != NONE => Some(b),
             _ => None,
         }
-    }
-
-    /// Starts loading the table position [`Maglev::lookup`] of `hash` will
-    /// read: the table (at least 65,537 positions) is a cache miss for a
-    /// new identity, which the burst's prefetch pass can overlap.
-    #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        if let Some(b) = self.table.get(self.position(hash)) {
-            crate::memory::prefetch(b);
-        }
-    }
-
-    /// Multiply-shift reduction of the folded hash to a table position.
-    #[inline(always)]
-    fn position(&self, hash: u64) -> usize {
-        let folded = u64::from((hash ^ (hash >> 32)) as u32);
-        ((folded * self.table.len() as u64) >> 32) as usize
     }
 
     /// Positions owned by each of `n` backends (for tests and status).

@@ -345,16 +345,6 @@ impl Scheduler {
         }
     }
 
-    /// Starts loading what [`Scheduler::pick`] of `hash` will read, where
-    /// that is a cache miss worth hiding (the Maglev table; the other
-    /// policies read small per-backend arrays).
-    #[inline]
-    pub fn prefetch_pick(&self, hash: u64) {
-        if let (Policy::Maglev, Some(m)) = (self.set.policy, self.set.maglev.as_ref()) {
-            m.prefetch(hash);
-        }
-    }
-
     /// nginx smooth weighted round robin (`ngx_http_upstream_get_peer`).
     /// `wrr_current` is indexed by position in the active list.
     fn pick_wrr(&mut self) -> Option<BackendIndex> {
