@@ -172,6 +172,19 @@ impl IdentityKind {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The kind of a [`IdentityKind::code`]; codes past 4 read as
+    /// [`IdentityKind::Ipv6`].
+    #[inline]
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => IdentityKind::Spi,
+            1 => IdentityKind::HomeAddress,
+            2 => IdentityKind::InterfaceId,
+            3 => IdentityKind::Ipv4,
+            _ => IdentityKind::Ipv6,
+        }
+    }
 }
 
 /// An identity in the compact form the packet path carries: its kind and
@@ -204,6 +217,16 @@ impl IdentityKey {
             Identity::Source(IpAddr::V6(a)) => (IdentityKind::Ipv6, u128::from(*a).swap_bytes()),
         };
         IdentityKey { kind, value }
+    }
+
+    /// The key of kind `kind` whose value's 16 octets are `octets` (the
+    /// inverse of [`IdentityKey::kind`] and [`IdentityKey::octets`]).
+    #[inline(always)]
+    pub fn from_parts(kind: IdentityKind, octets: [u8; 16]) -> Self {
+        IdentityKey {
+            kind,
+            value: u128::from_le_bytes(octets),
+        }
     }
 
     /// The key of a home address.

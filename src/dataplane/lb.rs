@@ -69,7 +69,7 @@ use crate::dataplane::notify::{self, NotifyCounters, NotifyKey, ReplayGuard};
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{
-    binding_update, identity_key, Identity, IdentityHasher, IdentityKey, IdentityMode,
+    binding_update, identity_key, Identity, IdentityHasher, IdentityKey, IdentityKind, IdentityMode,
 };
 use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
 use crate::packet::{
@@ -739,7 +739,7 @@ impl Topology {
             egress: Vec::new(),
             vip_bits: Vec::new(),
         };
-        topo.vip_bits = topo.services.iter().map(|s| AddrBits::of(&s.vip)).collect();
+        topo.vip_bits = topo.services.iter().map(|s| AddrBits::of(s.vip)).collect();
         topo.egress = topo
             .services
             .iter()
@@ -885,34 +885,7 @@ impl SessionKey {
     /// The key of `identity` in service `service`.
     #[inline]
     pub fn new(service: u16, identity: &Identity) -> Self {
-        let mut value = [0u8; 16];
-        let kind = match identity {
-            Identity::Spi(spi) => {
-                value[..4].copy_from_slice(&spi.to_be_bytes());
-                0
-            }
-            Identity::HomeAddress(a) => {
-                value = a.octets();
-                1
-            }
-            Identity::InterfaceId(iid) => {
-                value[..8].copy_from_slice(&iid.to_be_bytes());
-                2
-            }
-            Identity::Source(IpAddr::V4(a)) => {
-                value[..4].copy_from_slice(&a.octets());
-                3
-            }
-            Identity::Source(IpAddr::V6(a)) => {
-                value = a.octets();
-                4
-            }
-        };
-        SessionKey {
-            service,
-            kind,
-            value,
-        }
+        Self::of_key(service, &IdentityKey::of(identity))
     }
 
     /// The service index.
@@ -922,17 +895,7 @@ impl SessionKey {
 
     /// The identity.
     pub fn identity(&self) -> Identity {
-        let v = self.value;
-        let u32_at = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-        match self.kind {
-            0 => Identity::Spi(u32_at),
-            1 => Identity::HomeAddress(Ipv6Addr::from(v)),
-            2 => Identity::InterfaceId(u64::from_be_bytes([
-                v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-            ])),
-            3 => Identity::Source(IpAddr::V4(Ipv4Addr::from(u32_at))),
-            _ => Identity::Source(IpAddr::V6(Ipv6Addr::from(v))),
-        }
+        IdentityKey::from_parts(IdentityKind::from_code(self.kind), self.value).identity()
     }
 }
 
@@ -2148,11 +2111,10 @@ pub struct AddrBits(bool, u128);
 
 impl AddrBits {
     /// The bits of `ip`.
-    #[inline]
-    pub fn of(ip: &IpAddr) -> Self {
+    pub fn of(ip: IpAddr) -> Self {
         match ip {
-            IpAddr::V4(a) => AddrBits(false, u128::from(u32::from(*a))),
-            IpAddr::V6(a) => AddrBits(true, u128::from(*a)),
+            IpAddr::V4(a) => AddrBits(false, u128::from(u32::from(a))),
+            IpAddr::V6(a) => AddrBits(true, u128::from(a)),
         }
     }
 }
