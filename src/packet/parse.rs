@@ -342,10 +342,24 @@ mod ethertype {
 /// slower: the local is assembled on the stack with narrow stores and read
 /// back with wide loads, which cannot be store-forwarded and stalled the
 /// copy on every packet.)
-#[inline]
+///
+/// The common shape ([`parse_common_ipv6`]) is parsed inline in the caller,
+/// so the caller's next reads of the summary (the identity's offsets) come
+/// from registers; every other frame goes to the out-of-line walk.
+#[inline(always)]
 pub fn parse_into(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
-    *out = Parsed::default();
     let frame = &frame[..frame.len().min(usize::from(u16::MAX))];
+    if parse_common_ipv6(frame, cfg, out) {
+        return Ok(());
+    }
+    parse_walk(frame, cfg, out)
+}
+
+/// The general walk, for every frame [`parse_common_ipv6`] does not take.
+/// `frame` is at most 65535 octets.
+#[inline(never)]
+fn parse_walk(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
+    *out = Parsed::default();
     let eth = EthernetFrame::new_checked(frame)?;
     let mut et = eth.ethertype_raw();
     let mut off = ethernet::HEADER_LEN;
@@ -376,6 +390,116 @@ pub fn parse_into(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(
         }
         _ => Err(DropReason::UnknownEthertype),
     }
+}
+
+/// Straight-line parse of the shape nearly every packet has: untagged IPv6,
+/// at most one Destination Options header laid out as RFC 6275 §6.3 has the
+/// mobile node send it (Hdr Ext Len 2: PadN with 2 data octets, then the
+/// Home Address option at offset 8n+6), then TCP or UDP. Every field is at
+/// a fixed offset, so this is one length check and a few compares instead
+/// of the walk's loop and dispatch.
+///
+/// It makes exactly the checks the walk makes on such a frame and writes the
+/// same summary. Anything else — another shape, or a check that fails — returns
+/// `false` without deciding anything, and the walk parses the frame from the
+/// start and names the refusal. (`tests::prop::differential*` hold both, and
+/// `differential_common` aims its edits at this path's fields.)
+#[inline(always)]
+fn parse_common_ipv6(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> bool {
+    const L3: usize = ethernet::HEADER_LEN;
+    const AFTER_IP: usize = L3 + ipv6::HEADER_LEN;
+    /// The RFC 6275 Destination Options header: 24 octets.
+    const HAO_DEST_OPTS: usize = 24;
+    let Some(h) = frame.get(..AFTER_IP) else {
+        return false;
+    };
+    if u16::from_be_bytes([h[12], h[13]]) != ethertype::IPV6 || h[L3] >> 4 != 6 {
+        return false;
+    }
+    let end = AFTER_IP + usize::from(u16::from_be_bytes([h[L3 + 4], h[L3 + 5]]));
+    let Some(pkt) = frame.get(..end) else {
+        return false;
+    };
+    let mut nh = h[L3 + 6];
+    let mut pos = AFTER_IP;
+    let mut hao = 0;
+    let mut ext_count = 0;
+    if nh == proto::DEST_OPTIONS {
+        let Some(d) = pkt.get(pos..pos + HAO_DEST_OPTS) else {
+            return false;
+        };
+        if cfg.max_ext_headers == 0
+            || d[1] != 2
+            || d[2..4] != [ext::OPT_PADN, 2]
+            || d[6..8] != [ext::OPT_HOME_ADDRESS, 16]
+            || d[8] == 0xff
+        {
+            return false;
+        }
+        nh = d[0];
+        hao = pos + 8;
+        pos += HAO_DEST_OPTS;
+        ext_count = 1;
+    }
+    let b = &pkt[pos..];
+    let (src_port, dst_port, tcp_seq, tcp_flags) = match nh {
+        proto::TCP => {
+            let Some(t) = b.get(..super::tcp::HEADER_LEN) else {
+                return false;
+            };
+            let hl = usize::from(t[12] >> 4) * 4;
+            if hl < super::tcp::HEADER_LEN || hl > b.len() {
+                return false;
+            }
+            (
+                u16::from_be_bytes([t[0], t[1]]),
+                u16::from_be_bytes([t[2], t[3]]),
+                u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+                t[13],
+            )
+        }
+        proto::UDP => {
+            let Some(u) = b.get(..super::udp::HEADER_LEN) else {
+                return false;
+            };
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            if len < super::udp::HEADER_LEN || len > b.len() {
+                return false;
+            }
+            (
+                u16::from_be_bytes([u[0], u[1]]),
+                u16::from_be_bytes([u[2], u[3]]),
+                0,
+                0,
+            )
+        }
+        _ => return false,
+    };
+    *out = Parsed {
+        l3: L3Kind::Ipv6,
+        l3_offset: L3 as u16,
+        l3_end: end as u16,
+        protocol: if nh == proto::TCP {
+            IpProtocol::Tcp
+        } else {
+            IpProtocol::Udp
+        },
+        l4_offset: pos as u16,
+        ext_count,
+        src_port,
+        dst_port,
+        tcp_seq,
+        tcp_flags,
+        hao_offset: hao as u16,
+        pseudo_src_offset: if hao != 0 {
+            hao as u16
+        } else {
+            (L3 + ipv6::SRC_OFFSET) as u16
+        },
+        pseudo_dst_offset: (L3 + ipv6::DST_OFFSET) as u16,
+        ..Parsed::default()
+    };
+    true
 }
 
 #[inline]
@@ -670,6 +794,67 @@ mod tests {
             core::mem::size_of::<Parsed>() <= 64,
             "{}",
             core::mem::size_of::<Parsed>()
+        );
+    }
+
+    /// The straight-line path takes the common shapes, declines every
+    /// other one, and gives what the walk gives.
+    #[test]
+    fn common_shapes_take_the_straight_line_path() {
+        let hao = || Ext::Hao(build::addr6(HOME));
+        let taken = [
+            build::eth_ipv6(SRC, DST, &[], &L4::Tcp(40000, 80, 9, 0x18)),
+            build::eth_ipv6(SRC, DST, &[], &L4::Udp(5000, 53, vec![1, 2, 3])),
+            build::eth_ipv6(SRC, DST, &[hao()], &L4::Tcp(40000, 80, 9, 0x18)),
+            build::eth_ipv6(SRC, DST, &[hao()], &L4::Udp(5000, 53, vec![])),
+        ];
+        for f in &taken {
+            let mut fast = Parsed::default();
+            assert!(parse_common_ipv6(f, &cfg(), &mut fast), "{f:02x?}");
+            let mut walk = Parsed::default();
+            parse_walk(f, &cfg(), &mut walk).unwrap();
+            assert_eq!(fast, walk);
+        }
+        let declined = [
+            build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(1, 2, 3, 4)),
+            build::eth_ipv6(SRC, DST, &[], &L4::Esp(7, 1)),
+            build::eth_ipv6(SRC, DST, &[hao()], &L4::Esp(7, 1)),
+            build::eth_ipv6(
+                SRC,
+                DST,
+                &[Ext::HopByHop(vec![]), hao()],
+                &L4::Tcp(1, 2, 3, 4),
+            ),
+            build::eth_ipv6(
+                SRC,
+                DST,
+                &[Ext::DestOpts(vec![1, 4, 0, 0, 0, 0])],
+                &L4::Tcp(1, 2, 3, 4),
+            ),
+            build::ethernet(
+                EtherType::Ipv6,
+                &[7],
+                &build::ipv6(
+                    build::addr6(SRC),
+                    build::addr6(DST),
+                    &[],
+                    &L4::Tcp(1, 2, 3, 4),
+                ),
+            ),
+        ];
+        for f in &declined {
+            let mut fast = Parsed::default();
+            assert!(!parse_common_ipv6(f, &cfg(), &mut fast), "{f:02x?}");
+            assert!(parse(f, &cfg()).is_ok());
+        }
+        // A refusal the walk names is declined too, and the walk names it.
+        let mut f = taken[2].clone();
+        f[14 + 40 + 8] = 0xff;
+        assert!(!parse_common_ipv6(&f, &cfg(), &mut Parsed::default()));
+        assert_eq!(err(&f), DropReason::HaoNotUnicast);
+        assert_eq!(
+            parse(&taken[2], &cfg().with_max_ext_headers(0)).unwrap_err(),
+            DropReason::ExtChainTooLong
         );
     }
 
@@ -1284,6 +1469,41 @@ mod tests {
                     let plen = (f.len() - 54).min(usize::from(f[19]));
                     f[18..20].copy_from_slice(&(plen as u16).to_be_bytes());
                 }
+                let c = ParseConfig::new().with_max_ext_headers(max_ext);
+                let (mut a, mut b) = (Parsed::default(), Parsed::default());
+                let ra = parse_into(&f, &c, &mut a);
+                let rb = super::super::super::parse_reference::parse_into(&f, &c, &mut b);
+                prop_assert_eq!(ra, rb);
+                prop_assert_eq!(a, b);
+            }
+
+            /// The common shapes the straight-line path takes, with edits
+            /// aimed at the octets it reads (EtherType, version, Payload
+            /// Length, Next Header, the Destination Options layout, the L4
+            /// lengths): same verdict and summary as the reference walk.
+            #[test]
+            fn differential_common(
+                hao in proptest::option::of(any::<[u8; 16]>()),
+                tcp in any::<bool>(),
+                ports in any::<(u16, u16, u32, u8)>(),
+                payload in proptest::collection::vec(any::<u8>(), 0..24),
+                edits in proptest::collection::vec((0usize..110, octet_strategy()), 0..3),
+                cut in 0usize..140,
+                max_ext in 0u8..3,
+            ) {
+                let exts: Vec<Ext> = hao.map(|a| Ext::Hao(Ipv6Addr::from(a))).into_iter().collect();
+                let l4 = if tcp {
+                    L4::Tcp(ports.0, ports.1, ports.2, ports.3)
+                } else {
+                    L4::Udp(ports.0, ports.1, payload)
+                };
+                let mut f = build::eth_ipv6(SRC, DST, &exts, &l4);
+                for (i, v) in &edits {
+                    if *i < f.len() {
+                        f[*i] = *v;
+                    }
+                }
+                f.truncate(cut.max(f.len().saturating_sub(40)));
                 let c = ParseConfig::new().with_max_ext_headers(max_ext);
                 let (mut a, mut b) = (Parsed::default(), Parsed::default());
                 let ra = parse_into(&f, &c, &mut a);
