@@ -343,19 +343,26 @@ mod ethertype {
 /// back with wide loads, which cannot be store-forwarded and stalled the
 /// copy on every packet.)
 ///
-/// The common shape ([`parse_common_ipv6`]) is parsed inline in the caller,
+/// The common shapes ([`parse_common_ipv6`], [`parse_common_ipv4`]) are
+/// parsed inline in the caller,
 /// so the caller's next reads of the summary (the identity's offsets) come
 /// from registers; every other frame goes to the out-of-line walk.
 #[inline(always)]
 pub fn parse_into(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
     let frame = &frame[..frame.len().min(usize::from(u16::MAX))];
-    if parse_common_ipv6(frame, cfg, out) {
+    let common = match frame.get(12..14) {
+        Some([0x86, 0xdd]) => parse_common_ipv6(frame, cfg, out),
+        Some([0x08, 0x00]) => parse_common_ipv4(frame, cfg, out),
+        _ => false,
+    };
+    if common {
         return Ok(());
     }
     parse_walk(frame, cfg, out)
 }
 
-/// The general walk, for every frame [`parse_common_ipv6`] does not take.
+/// The general walk, for every frame the straight-line paths
+/// ([`parse_common_ipv6`], [`parse_common_ipv4`]) do not take.
 /// `frame` is at most 65535 octets.
 #[inline(never)]
 fn parse_walk(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> Result<(), DropReason> {
@@ -441,49 +448,15 @@ fn parse_common_ipv6(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> bool 
         pos += HAO_DEST_OPTS;
         ext_count = 1;
     }
-    let b = &pkt[pos..];
-    let (src_port, dst_port, tcp_seq, tcp_flags) = match nh {
-        proto::TCP => {
-            let Some(t) = b.get(..super::tcp::HEADER_LEN) else {
-                return false;
-            };
-            let hl = usize::from(t[12] >> 4) * 4;
-            if hl < super::tcp::HEADER_LEN || hl > b.len() {
-                return false;
-            }
-            (
-                u16::from_be_bytes([t[0], t[1]]),
-                u16::from_be_bytes([t[2], t[3]]),
-                u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
-                t[13],
-            )
-        }
-        proto::UDP => {
-            let Some(u) = b.get(..super::udp::HEADER_LEN) else {
-                return false;
-            };
-            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
-            if len < super::udp::HEADER_LEN || len > b.len() {
-                return false;
-            }
-            (
-                u16::from_be_bytes([u[0], u[1]]),
-                u16::from_be_bytes([u[2], u[3]]),
-                0,
-                0,
-            )
-        }
-        _ => return false,
+    let Some((protocol, src_port, dst_port, tcp_seq, tcp_flags)) = common_l4(&pkt[pos..], nh)
+    else {
+        return false;
     };
     *out = Parsed {
         l3: L3Kind::Ipv6,
         l3_offset: L3 as u16,
         l3_end: end as u16,
-        protocol: if nh == proto::TCP {
-            IpProtocol::Tcp
-        } else {
-            IpProtocol::Udp
-        },
+        protocol,
         l4_offset: pos as u16,
         ext_count,
         src_port,
@@ -500,6 +473,97 @@ fn parse_common_ipv6(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> bool 
         ..Parsed::default()
     };
     true
+}
+
+/// Straight-line parse of plain IPv4: untagged, a 20-octet header (no
+/// options), not a fragment, then TCP or UDP. Like [`parse_common_ipv6`] it
+/// makes exactly the walk's checks (the header checksum too, when
+/// configured), writes the same summary, and declines anything else.
+#[inline(always)]
+fn parse_common_ipv4(frame: &[u8], cfg: &ParseConfig, out: &mut Parsed) -> bool {
+    const L3: usize = ethernet::HEADER_LEN;
+    const AFTER_IP: usize = L3 + ipv4::HEADER_LEN;
+    let Some(h) = frame.get(..AFTER_IP) else {
+        return false;
+    };
+    let ip = &h[L3..];
+    // Version 4, IHL 5; Flags and Fragment Offset: no MF, offset 0.
+    if u16::from_be_bytes([h[12], h[13]]) != ethertype::IPV4
+        || ip[0] != 0x45
+        || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
+    {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if total < ipv4::HEADER_LEN {
+        return false;
+    }
+    let end = L3 + total;
+    let Some(pkt) = frame.get(..end) else {
+        return false;
+    };
+    if cfg.verify_ipv4_checksum && super::checksum::sum_folded(ip) != 0xffff {
+        return false;
+    }
+    let Some((protocol, src_port, dst_port, tcp_seq, tcp_flags)) =
+        common_l4(&pkt[AFTER_IP..], ip[9])
+    else {
+        return false;
+    };
+    *out = Parsed {
+        l3: L3Kind::Ipv4,
+        l3_offset: L3 as u16,
+        l3_end: end as u16,
+        protocol,
+        l4_offset: AFTER_IP as u16,
+        src_port,
+        dst_port,
+        tcp_seq,
+        tcp_flags,
+        pseudo_src_offset: (L3 + ipv4::SRC_OFFSET) as u16,
+        pseudo_dst_offset: (L3 + ipv4::DST_OFFSET) as u16,
+        ..Parsed::default()
+    };
+    true
+}
+
+/// The straight-line paths' upper layer: TCP or UDP at the start of `b`
+/// (which ends where the IP packet ends), with the walk's checks.
+/// (protocol, source port, destination port, TCP sequence, TCP flags), or
+/// `None` for another protocol or a failing check.
+#[inline(always)]
+fn common_l4(b: &[u8], nh: u8) -> Option<(IpProtocol, u16, u16, u32, u8)> {
+    match nh {
+        proto::TCP => {
+            let t = b.get(..super::tcp::HEADER_LEN)?;
+            let hl = usize::from(t[12] >> 4) * 4;
+            if hl < super::tcp::HEADER_LEN || hl > b.len() {
+                return None;
+            }
+            Some((
+                IpProtocol::Tcp,
+                u16::from_be_bytes([t[0], t[1]]),
+                u16::from_be_bytes([t[2], t[3]]),
+                u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+                t[13],
+            ))
+        }
+        proto::UDP => {
+            let u = b.get(..super::udp::HEADER_LEN)?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            if len < super::udp::HEADER_LEN || len > b.len() {
+                return None;
+            }
+            Some((
+                IpProtocol::Udp,
+                u16::from_be_bytes([u[0], u[1]]),
+                u16::from_be_bytes([u[2], u[3]]),
+                0,
+                0,
+            ))
+        }
+        _ => None,
+    }
 }
 
 #[inline]
@@ -811,9 +875,41 @@ mod tests {
         for f in &taken {
             let mut fast = Parsed::default();
             assert!(parse_common_ipv6(f, &cfg(), &mut fast), "{f:02x?}");
+            assert!(!parse_common_ipv4(f, &cfg(), &mut Parsed::default()));
             let mut walk = Parsed::default();
             parse_walk(f, &cfg(), &mut walk).unwrap();
             assert_eq!(fast, walk);
+        }
+        let taken4 = [
+            build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(40000, 80, 9, 0x18)),
+            build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Udp(5000, 53, vec![7; 9])),
+        ];
+        for f in &taken4 {
+            for c in [cfg(), cfg().with_ipv4_checksum(false)] {
+                let mut fast = Parsed::default();
+                assert!(parse_common_ipv4(f, &c, &mut fast), "{f:02x?}");
+                assert!(!parse_common_ipv6(f, &c, &mut Parsed::default()));
+                let mut walk = Parsed::default();
+                parse_walk(f, &c, &mut walk).unwrap();
+                assert_eq!(fast, walk);
+            }
+        }
+        // A bad header checksum is declined (and refused by the walk)
+        // unless the NIC verified it.
+        let mut bad = taken4[0].clone();
+        bad[24] ^= 0xff;
+        assert!(!parse_common_ipv4(&bad, &cfg(), &mut Parsed::default()));
+        assert!(parse_common_ipv4(
+            &bad,
+            &cfg().with_ipv4_checksum(false),
+            &mut Parsed::default()
+        ));
+        let declined4 = [
+            build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Esp(7, 1)),
+            build::eth_ipv6(SRC, DST, &[], &L4::Tcp(1, 2, 3, 4)),
+        ];
+        for f in &declined4 {
+            assert!(!parse_common_ipv4(f, &cfg(), &mut Parsed::default()));
         }
         let declined = [
             build::eth_ipv4("192.0.2.1", "198.51.100.1", &L4::Tcp(1, 2, 3, 4)),
@@ -1477,12 +1573,14 @@ mod tests {
                 prop_assert_eq!(a, b);
             }
 
-            /// The common shapes the straight-line path takes, with edits
-            /// aimed at the octets it reads (EtherType, version, Payload
-            /// Length, Next Header, the Destination Options layout, the L4
-            /// lengths): same verdict and summary as the reference walk.
+            /// The common shapes the straight-line paths take, with edits
+            /// aimed at the octets they read (EtherType, version and IHL,
+            /// Payload / Total Length, fragment bits, header checksum, Next
+            /// Header, the Destination Options layout, the L4 lengths): same
+            /// verdict and summary as the reference walk.
             #[test]
             fn differential_common(
+                v4 in any::<bool>(),
                 hao in proptest::option::of(any::<[u8; 16]>()),
                 tcp in any::<bool>(),
                 ports in any::<(u16, u16, u32, u8)>(),
@@ -1490,6 +1588,7 @@ mod tests {
                 edits in proptest::collection::vec((0usize..110, octet_strategy()), 0..3),
                 cut in 0usize..140,
                 max_ext in 0u8..3,
+                csum in any::<bool>(),
             ) {
                 let exts: Vec<Ext> = hao.map(|a| Ext::Hao(Ipv6Addr::from(a))).into_iter().collect();
                 let l4 = if tcp {
@@ -1497,14 +1596,18 @@ mod tests {
                 } else {
                     L4::Udp(ports.0, ports.1, payload)
                 };
-                let mut f = build::eth_ipv6(SRC, DST, &exts, &l4);
+                let mut f = if v4 {
+                    build::eth_ipv4("192.0.2.1", "198.51.100.1", &l4)
+                } else {
+                    build::eth_ipv6(SRC, DST, &exts, &l4)
+                };
                 for (i, v) in &edits {
                     if *i < f.len() {
                         f[*i] = *v;
                     }
                 }
                 f.truncate(cut.max(f.len().saturating_sub(40)));
-                let c = ParseConfig::new().with_max_ext_headers(max_ext);
+                let c = ParseConfig::new().with_max_ext_headers(max_ext).with_ipv4_checksum(csum);
                 let (mut a, mut b) = (Parsed::default(), Parsed::default());
                 let ra = parse_into(&f, &c, &mut a);
                 let rb = super::super::super::parse_reference::parse_into(&f, &c, &mut b);
