@@ -64,6 +64,7 @@ use crate::dataplane::fnat::{
     insert_rh2, port_owner, rewrite_forward, rewrite_reply, ConnKey, FnatTable, OpenError, ReplyTo,
     RH2_LEN,
 };
+use crate::dataplane::icmp_error;
 use crate::dataplane::neighbor::{self, NdKind};
 use crate::dataplane::notify::{self, NotifyCounters, NotifyKey, ReplayGuard};
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
@@ -187,8 +188,8 @@ lb_drops! {
     /// A rewrite did not fit the packet (the summary and frame disagree).
     RewriteFailed => "rewrite_failed",
     /// Full NAT translates TCP and UDP only: another protocol (or a
-    /// non-first fragment) to a full-NAT service, or an ICMP error or other
-    /// non-TCP/UDP packet from a backend to a full-NAT local address.
+    /// non-first fragment) to a full-NAT service, or a non-TCP/UDP packet
+    /// other than an ICMP error from a backend to a full-NAT local address.
     FnatUnsupportedProtocol => "fnat_unsupported_protocol",
     /// No free local port on any of the service's full-NAT addresses in
     /// this core's range; the new connection was refused.
@@ -198,6 +199,10 @@ lb_drops! {
     /// A packet to a full-NAT local address and port of this core that no
     /// live connection holds (or from another backend, port or protocol).
     FnatNoConnection => "fnat_no_connection",
+    /// An ICMP error to a full-NAT local address whose quote cannot be
+    /// translated: cut before the quoted ports, not TCP or UDP, a non-first
+    /// fragment, or not a packet sent from that local address.
+    IcmpErrorUnusable => "icmp_error_unusable",
 }
 
 /// What to do with a packet.
@@ -231,6 +236,8 @@ pub struct LbCounters {
     pub to_backend: u64,
     /// Backend replies translated back to the VIP.
     pub replies: u64,
+    /// ICMP errors about full-NAT connections translated for their clients.
+    pub icmp_errors_translated: u64,
     /// Packets handed to another core.
     pub handoffs: u64,
     /// Packets forwarded unchanged through `forward_to`.
@@ -269,6 +276,7 @@ impl LbCounters {
             sessions_expired: 0,
             to_backend: 0,
             replies: 0,
+            icmp_errors_translated: 0,
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
@@ -1947,6 +1955,9 @@ impl CoreLb {
         now: u32,
         handed_off: bool,
     ) -> Option<Verdict> {
+        if icmp_error::is_error(f.bytes(), p) {
+            return Some(self.fnat_icmp_error(f, p, topo, local, now, handed_off));
+        }
         if !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
             return Some(self.counters.drop(LbDrop::FnatUnsupportedProtocol));
         }
@@ -2005,6 +2016,92 @@ impl CoreLb {
         }
         self.counters.replies += 1;
         Some(Verdict::Transmit(out))
+    }
+
+    /// Full NAT, an ICMP error to local address `local` about a packet the
+    /// appliance sent toward a backend (see [`icmp_error`]): the quoted
+    /// local port names the owning core (handed over like a reply), whose
+    /// connection gives the client back. The quote becomes the client's own
+    /// packet — from its address (the home address for a mobile node that
+    /// used a Home Address option, which is what its transport is bound to)
+    /// and port, to the VIP and service port — and the error goes from the
+    /// VIP to the client's current address.
+    #[inline(never)]
+    fn fnat_icmp_error<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        local: usize,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
+        let frame = f.bytes();
+        let Some(q) = icmp_error::quote(frame, p) else {
+            return self.counters.drop(LbDrop::IcmpErrorUnusable);
+        };
+        if topo.fnat_local(q.src(frame)) != Some(local) {
+            return self.counters.drop(LbDrop::IcmpErrorUnusable);
+        }
+        let (lport, backend, bport) = (q.src_port(frame), q.dst(frame), q.dst_port(frame));
+        let Some(owner) = port_owner(lport, self.workers) else {
+            return self.counters.drop(LbDrop::FnatNoConnection);
+        };
+        if owner != self.me {
+            if handed_off {
+                return self.counters.drop(LbDrop::FnatNoConnection);
+            }
+            self.counters.handoffs += 1;
+            return Verdict::Handoff(owner);
+        }
+        let Some(table) = self.fnat.as_mut() else {
+            return self.counters.drop(LbDrop::FnatNoConnection);
+        };
+        let Some(c) = table
+            .reply(local, lport, q.protocol(), backend, bport, now)
+            .and_then(|r| table.conn(r).copied())
+        else {
+            return self.counters.drop(LbDrop::FnatNoConnection);
+        };
+        let key = c.key();
+        let Some(svc) = topo.services.get(usize::from(key.service())) else {
+            return self.counters.drop(LbDrop::FnatNoConnection);
+        };
+        let client = c.client();
+        let quoted_src = match (c.home_option(), key.session().identity()) {
+            (true, Identity::HomeAddress(h)) => IpAddr::V6(h),
+            _ => client,
+        };
+        if !icmp_error::rewrite(
+            f.bytes_mut(),
+            &q,
+            quoted_src,
+            key.client_port(),
+            svc.vip,
+            key.service_port(),
+        ) {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        let ok = match (svc.vip, client, p.l3) {
+            (IpAddr::V4(v), IpAddr::V4(c), L3Kind::Ipv4) => {
+                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
+                    && set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Destination, c).is_ok()
+            }
+            (IpAddr::V6(v), IpAddr::V6(c), L3Kind::Ipv6) => {
+                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
+                    && set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, c).is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        let out = topo.client_port;
+        if let Err(u) = self.set_l2(f, topo, out, client, now) {
+            return self.unsent(u, out);
+        }
+        self.counters.icmp_errors_translated += 1;
+        Verdict::Transmit(out)
     }
 
     /// Writes the next hop's MAC and the port's own MAC. An unknown next
@@ -3679,6 +3776,99 @@ mod tests {
             cs[0].counters.lb_drops[LbDrop::FnatPortsExhausted as usize],
             50,
             "past the range, new connections are refused and counted"
+        );
+    }
+
+    /// ICMP errors about full-NAT packets reach the client as errors about
+    /// its own packet: IPv4 (Fragmentation Needed, quote cut after the
+    /// ports) and a mobile node over IPv6 (Packet Too Big, whole quote),
+    /// arriving on either core; forged and cut quotes are counted.
+    #[test]
+    fn fnat_icmp_errors_are_translated_for_the_client() {
+        use crate::dataplane::icmp_error::{self, testing};
+        let mut cs = fnat_cores(2, 2, 1024);
+        let cases = [
+            (
+                true,
+                "203.0.113.9",
+                None,
+                "198.51.100.90",
+                "192.0.2.5",
+                "192.0.2.254",
+            ),
+            (
+                false,
+                "2001:db8:c1::7",
+                Some("2001:db8:100::7"),
+                "2001:db8:ffff::90",
+                "2001:db8:1::1",
+                "2001:db8:1::fe",
+            ),
+        ];
+        for (v4, client, home, vip, local, router) in cases {
+            let mut f = match home {
+                None => TestFrame::new(eth_ipv4(client, vip, &L4::Udp(40001, 53, vec![7; 40]))),
+                Some(h) => hao_tcp(client, h, vip),
+            };
+            let (v, owner) = run_on(&mut cs, 0, &mut f, 0, 0);
+            assert_eq!(v, Verdict::Transmit(1));
+            let sent = f.bytes()[14..].to_vec();
+            let (_, lport, backend, _, _) = tuple(f.bytes());
+            let (ty, keep) = if v4 { (3, 28) } else { (2, sent.len()) };
+            for first in 0..2 {
+                let mut e =
+                    TestFrame::new(testing::error_frame(v4, ty, router, local, &sent, keep));
+                let (v, at) = run_on(&mut cs, first, &mut e, 1, 1);
+                assert_eq!(
+                    (v, at),
+                    (Verdict::Transmit(0), owner),
+                    "{client}: to the owner"
+                );
+                let b = e.bytes().to_vec();
+                let p = crate::packet::parse(&b, &ParseConfig::new()).unwrap();
+                assert_eq!(p.src_addr(&b), Some(ip(vip)), "{client}: from the VIP");
+                assert_eq!(dst_addr(&b, &p), Some(ip(client)), "to where the client is");
+                let q = icmp_error::quote(&b, &p).expect("still a quote");
+                assert_eq!(
+                    q.src(&b),
+                    ip(home.unwrap_or(client)),
+                    "the quote is from the client's own (home) address"
+                );
+                assert_eq!(q.dst(&b), ip(vip));
+                let cport = if v4 { 40001 } else { 40000 };
+                let vport = if v4 { 53 } else { 80 };
+                assert_eq!((q.src_port(&b), q.dst_port(&b)), (cport, vport));
+                testing::assert_checksums(&b, v4, !v4);
+            }
+            // Forged: a local port no connection holds, or another backend.
+            let mut forged = sent.clone();
+            let l4 = if v4 { 20 } else { sent.len() - 20 };
+            forged[l4..l4 + 2].copy_from_slice(&(lport ^ 1).to_be_bytes());
+            let mut e = TestFrame::new(testing::error_frame(v4, ty, router, local, &forged, keep));
+            assert_eq!(run_on(&mut cs, owner, &mut e, 1, 1).0, Verdict::Drop);
+            let mut other = sent.clone();
+            let dst = if v4 { 16..20 } else { 24..40 };
+            other[dst.end - 1] ^= 1;
+            assert_ne!(backend, ip("0.0.0.0"));
+            let mut e = TestFrame::new(testing::error_frame(v4, ty, router, local, &other, keep));
+            assert_eq!(run_on(&mut cs, owner, &mut e, 1, 1).0, Verdict::Drop);
+            // Cut before the quoted ports.
+            let cut = if v4 { 22 } else { 42 };
+            let mut e = TestFrame::new(testing::error_frame(v4, ty, router, local, &sent, cut));
+            assert_eq!(run_on(&mut cs, owner, &mut e, 1, 1).0, Verdict::Drop);
+        }
+        let drops = |d: LbDrop| {
+            cs.iter()
+                .map(|c| c.counters.lb_drops[d as usize])
+                .sum::<u64>()
+        };
+        assert_eq!(drops(LbDrop::FnatNoConnection), 4);
+        assert_eq!(drops(LbDrop::IcmpErrorUnusable), 2);
+        assert_eq!(
+            cs.iter()
+                .map(|c| c.counters.icmp_errors_translated)
+                .sum::<u64>(),
+            4
         );
     }
 

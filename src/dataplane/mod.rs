@@ -29,6 +29,7 @@
 pub mod buckets;
 pub mod fnat;
 pub mod hold;
+pub mod icmp_error;
 pub mod lb;
 pub mod maglev;
 pub mod neighbor;

@@ -68,6 +68,8 @@ counters! {
     ToBackend => "to_backend",
     /// Backend replies translated back to the VIP.
     Replies => "replies",
+    /// ICMP errors about full-NAT connections translated for their clients.
+    IcmpErrorsTranslated => "icmp_errors_translated",
     /// Packets forwarded unchanged through `forward_to`.
     RawForwarded => "raw_forwarded",
     /// Packets handed to the core owning their shard.

@@ -1,0 +1,549 @@
+//! ICMP error messages through full NAT (RFC 5508 §4; formats RFC 792,
+//! RFC 4443 §3): finding the packet an error quotes, and translating the
+//! quote back to what the client sent.
+//!
+//! A router between the appliance and a backend (or the backend itself)
+//! that cannot deliver a translated packet — Packet Too Big on a smaller
+//! MTU, Fragmentation Needed, Destination Unreachable for a closed UDP
+//! port, Time Exceeded — sends the error to the packet's source: a full-NAT
+//! local address. The error quotes the translated packet (local
+//! address:port → backend:port), which the client never saw and could not
+//! match to a socket. [`quote`] locates the quoted IP and transport headers
+//! (the quote is untrusted and usually cut short: every offset is checked
+//! against the ICMP message's end, extension headers are walked with a
+//! bound, and a quote without both ports is refused); the data plane finds
+//! the connection from the quoted local port like a reply, and [`rewrite`]
+//! puts back the client's address and port as source and the VIP and
+//! service port as destination. Every octet changed inside the message is
+//! folded into the ICMP checksum incrementally (RFC 1624), and so are the
+//! changes this makes to the quoted IPv4 header checksum and to the quoted
+//! TCP/UDP checksum when the quote reaches it (RFC 5508 §4.2): the client's
+//! stack sees its own packet, consistent to the last checksum it quotes.
+//!
+//! Only the error types that quote the offending packet are translated:
+//! ICMPv4 Destination Unreachable (3), Time Exceeded (11) and Parameter
+//! Problem (12); ICMPv6 types 1 to 4 (Destination Unreachable, Packet Too
+//! Big, Time Exceeded, Parameter Problem). The MTU of Packet Too Big and
+//! Fragmentation Needed is passed on unchanged: full NAT adds no header.
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::packet::checksum::update_bytes;
+use crate::packet::{IpProtocol, L3Kind, Parsed};
+
+/// ICMP header: type, code, checksum, 4 octets (RFC 792, RFC 4443 §2.1).
+const ICMP_HEADER_LEN: usize = 8;
+/// Most IPv6 extension headers walked inside a quote.
+const MAX_QUOTED_EXT: usize = 8;
+
+/// True when the ICMP or ICMPv6 message `p` describes is an error that
+/// quotes the packet which caused it.
+pub fn is_error(frame: &[u8], p: &Parsed) -> bool {
+    if !p.has_l4() {
+        return false;
+    }
+    let Some(&ty) = frame.get(usize::from(p.l4_offset)) else {
+        return false;
+    };
+    match (p.protocol, p.l3) {
+        (IpProtocol::Icmp, L3Kind::Ipv4) => matches!(ty, 3 | 11 | 12),
+        (IpProtocol::Icmpv6, L3Kind::Ipv6) => (1..=4).contains(&ty),
+        _ => false,
+    }
+}
+
+/// Where the quoted packet of an ICMP error sits in the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    /// Offset of the ICMP checksum.
+    icmp_checksum: usize,
+    /// End of the ICMP message (the outer IP packet's end).
+    end: usize,
+    /// The quoted packet is IPv4.
+    v4: bool,
+    /// Offset of the quoted IP header.
+    ip: usize,
+    /// Offset of the quoted TCP or UDP header (at least its ports present).
+    l4: usize,
+    /// The quoted transport protocol (TCP or UDP).
+    protocol: IpProtocol,
+}
+
+impl Quote {
+    /// The quoted transport protocol (TCP or UDP).
+    pub fn protocol(&self) -> IpProtocol {
+        self.protocol
+    }
+
+    /// The quoted packet's source address.
+    pub fn src(&self, frame: &[u8]) -> IpAddr {
+        self.addr(frame, false)
+    }
+
+    /// The quoted packet's destination address.
+    pub fn dst(&self, frame: &[u8]) -> IpAddr {
+        self.addr(frame, true)
+    }
+
+    /// The quoted source port.
+    pub fn src_port(&self, frame: &[u8]) -> u16 {
+        u16::from_be_bytes([frame[self.l4], frame[self.l4 + 1]])
+    }
+
+    /// The quoted destination port.
+    pub fn dst_port(&self, frame: &[u8]) -> u16 {
+        u16::from_be_bytes([frame[self.l4 + 2], frame[self.l4 + 3]])
+    }
+
+    fn addr_offset(&self, dst: bool) -> usize {
+        match (self.v4, dst) {
+            (true, false) => self.ip + 12,
+            (true, true) => self.ip + 16,
+            (false, false) => self.ip + 8,
+            (false, true) => self.ip + 24,
+        }
+    }
+
+    fn addr(&self, frame: &[u8], dst: bool) -> IpAddr {
+        let o = self.addr_offset(dst);
+        if self.v4 {
+            IpAddr::V4(Ipv4Addr::new(
+                frame[o],
+                frame[o + 1],
+                frame[o + 2],
+                frame[o + 3],
+            ))
+        } else {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&frame[o..o + 16]);
+            IpAddr::V6(Ipv6Addr::from(a))
+        }
+    }
+
+    /// Offset of the quoted transport checksum, if the quote reaches it.
+    fn l4_checksum(&self) -> Option<usize> {
+        let at = self.l4
+            + match self.protocol {
+                IpProtocol::Tcp => 16,
+                _ => 6,
+            };
+        (at + 2 <= self.end).then_some(at)
+    }
+}
+
+/// Locates the quoted IP header and TCP/UDP ports of the ICMP error `p`
+/// describes ([`is_error`] must hold). `None` when the quote is too short
+/// for both ports, is not IPv4 or IPv6 of the outer packet's family,
+/// carries another transport protocol, is a non-first fragment, or has
+/// more than 8 extension headers before its transport header.
+pub fn quote(frame: &[u8], p: &Parsed) -> Option<Quote> {
+    let icmp = usize::from(p.l4_offset);
+    let end = usize::from(p.l3_end).min(frame.len());
+    let ip = icmp + ICMP_HEADER_LEN;
+    let v4 = p.l3 == L3Kind::Ipv4;
+    let (l4, nh) = if v4 {
+        let h = frame.get(ip..ip + 20).filter(|_| ip + 20 <= end)?;
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        // Version 4, a whole header, not a non-first fragment.
+        if h[0] >> 4 != 4 || ihl < 20 || u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
+            return None;
+        }
+        (ip + ihl, h[9])
+    } else {
+        let h = frame.get(ip..ip + 40).filter(|_| ip + 40 <= end)?;
+        if h[0] >> 4 != 6 {
+            return None;
+        }
+        let mut nh = h[6];
+        let mut pos = ip + 40;
+        let mut walked = 0;
+        loop {
+            match nh {
+                6 | 17 => break,
+                // Hop-by-Hop, Routing, Destination Options: length in
+                // 8-octet units after the first 8.
+                0 | 43 | 60 => {
+                    let b = frame.get(pos..pos + 2).filter(|_| pos + 2 <= end)?;
+                    nh = b[0];
+                    pos += (usize::from(b[1]) + 1) * 8;
+                }
+                // Fragment: a non-first fragment has no ports.
+                44 => {
+                    let b = frame.get(pos..pos + 8).filter(|_| pos + 8 <= end)?;
+                    if u16::from_be_bytes([b[2], b[3]]) & 0xfff8 != 0 {
+                        return None;
+                    }
+                    nh = b[0];
+                    pos += 8;
+                }
+                _ => return None,
+            }
+            walked += 1;
+            if walked > MAX_QUOTED_EXT {
+                return None;
+            }
+        }
+        (pos, nh)
+    };
+    if l4 + 4 > end || l4 + 4 > frame.len() {
+        return None;
+    }
+    let protocol = match nh {
+        6 => IpProtocol::Tcp,
+        17 => IpProtocol::Udp,
+        _ => return None,
+    };
+    Some(Quote {
+        icmp_checksum: icmp + 2,
+        end,
+        v4,
+        ip,
+        l4,
+        protocol,
+    })
+}
+
+/// Rewrites the quoted packet to `src`:`sport` → `dst`:`dport` (the
+/// client's own view of its packet), keeping the quoted IPv4 header
+/// checksum, the quoted TCP/UDP checksum (when quoted) and the ICMP checksum
+/// right. The outer header is the caller's. `false` if an address is of
+/// the other family than the quote (nothing is changed then).
+pub fn rewrite(
+    frame: &mut [u8],
+    q: &Quote,
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+) -> bool {
+    if src.is_ipv4() != q.v4 || dst.is_ipv4() != q.v4 {
+        return false;
+    }
+    for (is_dst, a) in [(false, src), (true, dst)] {
+        let (buf, n) = octets(a);
+        let at = q.addr_offset(is_dst);
+        let Some(old) = write_in_message(frame, q, at, &buf[..n]) else {
+            return false;
+        };
+        // The address is in the quoted IPv4 header's checksum and in the
+        // quoted transport checksum's pseudo-header.
+        if q.v4 {
+            patch_checksum(frame, q, Some(q.ip + 10), &old[..n], &buf[..n], false);
+        }
+        patch_checksum(frame, q, q.l4_checksum(), &old[..n], &buf[..n], true);
+    }
+    for (off, port) in [(0, sport), (2, dport)] {
+        let new = port.to_be_bytes();
+        let Some(old) = write_in_message(frame, q, q.l4 + off, &new) else {
+            return false;
+        };
+        patch_checksum(frame, q, q.l4_checksum(), &old[..2], &new, true);
+    }
+    true
+}
+
+fn octets(a: IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(v) => {
+            b[..4].copy_from_slice(&v.octets());
+            (b, 4)
+        }
+        IpAddr::V6(v) => (v.octets(), 16),
+    }
+}
+
+/// Writes `new` at `at` inside the ICMP message, folding the change into
+/// the ICMP checksum; returns the old octets.
+fn write_in_message(frame: &mut [u8], q: &Quote, at: usize, new: &[u8]) -> Option<[u8; 16]> {
+    let n = new.len();
+    if n > 16 || at + n > q.end || q.icmp_checksum + 2 > frame.len() {
+        return None;
+    }
+    let mut old = [0u8; 16];
+    old[..n].copy_from_slice(frame.get(at..at + n)?);
+    frame[at..at + n].copy_from_slice(new);
+    let c = q.icmp_checksum;
+    let sum = update_bytes(u16::from_be_bytes([frame[c], frame[c + 1]]), &old[..n], new);
+    frame[c..c + 2].copy_from_slice(&sum.to_be_bytes());
+    Some(old)
+}
+
+/// Folds the change `old` → `new` into the checksum at `at` (when the
+/// quote reaches it), itself a change inside the ICMP message. A quoted UDP
+/// checksum of zero over IPv4 means "none" and stays zero; a computed zero
+/// is sent as all ones (RFC 768).
+fn patch_checksum(
+    frame: &mut [u8],
+    q: &Quote,
+    at: Option<usize>,
+    old: &[u8],
+    new: &[u8],
+    transport: bool,
+) {
+    let Some(at) = at.filter(|a| a + 2 <= q.end && a + 2 <= frame.len()) else {
+        return;
+    };
+    let udp = transport && q.protocol == IpProtocol::Udp;
+    let cur = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if udp && cur == 0 && q.v4 {
+        return;
+    }
+    let mut v = update_bytes(cur, old, new);
+    if udp && v == 0 {
+        v = 0xffff;
+    }
+    let _ = write_in_message(frame, q, at, &v.to_be_bytes());
+}
+
+/// Frames and checks shared with the data plane's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::packet::build;
+    use crate::packet::checksum::{checksum, fold, pseudo_header_v4, pseudo_header_v6, sum};
+    use crate::packet::{parse, ParseConfig};
+
+    /// An ICMP error (type `ty`) from `router` to `to`, quoting `quoted`
+    /// (an IP packet), cut to `keep` octets of quote.
+    pub(crate) fn error_frame(
+        v4: bool,
+        ty: u8,
+        router: &str,
+        to: &str,
+        quoted: &[u8],
+        keep: usize,
+    ) -> Vec<u8> {
+        let q = &quoted[..keep.min(quoted.len())];
+        let mut icmp = vec![ty, if v4 { 4 } else { 0 }, 0, 0, 0, 0, 0x05, 0x00];
+        icmp.extend_from_slice(q);
+        if v4 {
+            let c = checksum(&icmp);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0];
+            ip.extend_from_slice(&router.parse::<Ipv4Addr>().unwrap().octets());
+            ip.extend_from_slice(&to.parse::<Ipv4Addr>().unwrap().octets());
+            let total = (20 + icmp.len()) as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            let c = checksum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            ip.extend_from_slice(&icmp);
+            build::ethernet(crate::packet::ethernet::EtherType::Ipv4, &[], &ip)
+        } else {
+            let (s, d): (Ipv6Addr, Ipv6Addr) = (router.parse().unwrap(), to.parse().unwrap());
+            let ph = pseudo_header_v6(s, d, IpProtocol::Icmpv6, icmp.len() as u32);
+            let c = !fold(sum(ph, &icmp));
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            let mut ip = vec![0x60, 0, 0, 0, 0, 0, 58, 64];
+            ip[4..6].copy_from_slice(&(icmp.len() as u16).to_be_bytes());
+            ip.extend_from_slice(&s.octets());
+            ip.extend_from_slice(&d.octets());
+            ip.extend_from_slice(&icmp);
+            build::ethernet(crate::packet::ethernet::EtherType::Ipv6, &[], &ip)
+        }
+    }
+
+    /// The ICMP checksum, the quoted IPv4 header checksum and (with a whole
+    /// quote) the quoted transport checksum all verify from scratch.
+    pub(crate) fn assert_checksums(f: &[u8], v4: bool, whole: bool) {
+        let p = parse(f, &ParseConfig::new()).unwrap();
+        let o = usize::from(p.l4_offset);
+        let msg = &f[o..usize::from(p.l3_end)];
+        if v4 {
+            assert_eq!(checksum(msg), 0, "ICMP checksum");
+            let ihl = usize::from(msg[8] & 0x0f) * 4;
+            assert_eq!(checksum(&msg[8..8 + ihl]), 0, "quoted IPv4 header checksum");
+            if whole {
+                let q = &msg[8..];
+                let (s, d) = (
+                    Ipv4Addr::new(q[12], q[13], q[14], q[15]),
+                    Ipv4Addr::new(q[16], q[17], q[18], q[19]),
+                );
+                let l4 = &q[ihl..];
+                let ph = pseudo_header_v4(s, d, IpProtocol::from(q[9]), l4.len() as u32);
+                assert_eq!(fold(sum(ph, l4)), 0xffff, "quoted transport checksum");
+            }
+        } else {
+            let l3 = usize::from(p.l3_offset);
+            let s: [u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
+            let d: [u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
+            let ph = pseudo_header_v6(s.into(), d.into(), IpProtocol::Icmpv6, msg.len() as u32);
+            assert_eq!(fold(sum(ph, msg)), 0xffff, "ICMPv6 checksum");
+            if whole {
+                let q = &msg[8..];
+                let qs: [u8; 16] = q[8..24].try_into().unwrap();
+                let qd: [u8; 16] = q[24..40].try_into().unwrap();
+                // At most one Destination Options header in these quotes.
+                let (nh, at) = if q[6] == 60 {
+                    (q[40], 40 + (usize::from(q[41]) + 1) * 8)
+                } else {
+                    (q[6], 40)
+                };
+                let l4 = &q[at..];
+                let ph =
+                    pseudo_header_v6(qs.into(), qd.into(), IpProtocol::from(nh), l4.len() as u32);
+                assert_eq!(fold(sum(ph, l4)), 0xffff, "quoted transport checksum");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{assert_checksums, error_frame};
+    use super::*;
+    use crate::packet::build::{self, L4};
+    use crate::packet::{parse, ParseConfig};
+
+    #[test]
+    fn ipv4_quotes_are_found_and_translated_with_valid_checksums() {
+        for (l4, whole) in [
+            (L4::Udp(33000, 9, vec![1, 2, 3, 4, 5]), true),
+            (L4::Tcp(33001, 80, 7, 0x18), true),
+            (L4::Tcp(33001, 80, 7, 0x18), false),
+        ] {
+            let sent = build::ipv4(
+                "192.0.2.5".parse().unwrap(),
+                "192.0.2.30".parse().unwrap(),
+                &l4,
+            );
+            let keep = if whole { sent.len() } else { 28 };
+            let mut f = error_frame(true, 3, "192.0.2.254", "192.0.2.5", &sent, keep);
+            let p = parse(&f, &ParseConfig::new()).unwrap();
+            assert!(is_error(&f, &p));
+            let q = quote(&f, &p).expect("quote");
+            assert_eq!(q.src(&f), "192.0.2.5".parse::<IpAddr>().unwrap());
+            assert_eq!(q.dst(&f), "192.0.2.30".parse::<IpAddr>().unwrap());
+            let sport = q.src_port(&f);
+            assert!(sport == 33000 || sport == 33001);
+            assert!(rewrite(
+                &mut f,
+                &q,
+                "203.0.113.7".parse().unwrap(),
+                40000,
+                "198.51.100.90".parse().unwrap(),
+                8080
+            ));
+            let q2 = quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).unwrap();
+            assert_eq!(q2.src(&f), "203.0.113.7".parse::<IpAddr>().unwrap());
+            assert_eq!(q2.dst(&f), "198.51.100.90".parse::<IpAddr>().unwrap());
+            assert_eq!((q2.src_port(&f), q2.dst_port(&f)), (40000, 8080));
+            assert_checksums(&f, true, whole);
+        }
+    }
+
+    #[test]
+    fn ipv6_quotes_walk_extension_headers_and_translate() {
+        // What full NAT sends for a mobile node: its Home Address option
+        // turned into PadN, then TCP.
+        let mut padn = vec![1u8, 2, 0, 0, 1, 16];
+        padn.extend_from_slice(&[0; 16]);
+        for (exts, l4) in [
+            (vec![], L4::Udp(40000, 53, vec![9; 11])),
+            (
+                vec![build::Ext::DestOpts(padn.clone())],
+                L4::Tcp(40001, 80, 5, 0x10),
+            ),
+        ] {
+            let sent = build::ipv6(
+                build::addr6("2001:db8:1::1"),
+                build::addr6("2001:db8:1::10"),
+                &exts,
+                &l4,
+            );
+            let mut f = error_frame(
+                false,
+                2,
+                "2001:db8:1::fe",
+                "2001:db8:1::1",
+                &sent,
+                sent.len(),
+            );
+            let p = parse(&f, &ParseConfig::new()).unwrap();
+            assert!(is_error(&f, &p));
+            let q = quote(&f, &p).expect("quote");
+            assert_eq!(q.dst(&f), "2001:db8:1::10".parse::<IpAddr>().unwrap());
+            assert!(rewrite(
+                &mut f,
+                &q,
+                "2001:db8:100::1".parse().unwrap(),
+                44000,
+                "2001:db8:ffff::90".parse().unwrap(),
+                80
+            ));
+            let q2 = quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).unwrap();
+            assert_eq!(q2.src(&f), "2001:db8:100::1".parse::<IpAddr>().unwrap());
+            assert_eq!((q2.src_port(&f), q2.dst_port(&f)), (44000, 80));
+            assert_checksums(&f, false, true);
+        }
+    }
+
+    #[test]
+    fn unusable_quotes_are_refused_and_never_panic() {
+        let sent = build::ipv4(
+            "192.0.2.5".parse().unwrap(),
+            "192.0.2.30".parse().unwrap(),
+            &L4::Tcp(1, 2, 3, 4),
+        );
+        // Echo requests are not errors.
+        let f = error_frame(true, 8, "192.0.2.254", "192.0.2.5", &sent, 28);
+        assert!(!is_error(&f, &parse(&f, &ParseConfig::new()).unwrap()));
+        // Every cut of the quote, v4 and v6: refused below the ports,
+        // found from there, never a panic; a rewrite keeps within the quote.
+        for keep in 0..sent.len() {
+            let mut f = error_frame(true, 11, "192.0.2.254", "192.0.2.5", &sent, keep);
+            let p = parse(&f, &ParseConfig::new()).unwrap();
+            let q = quote(&f, &p);
+            assert_eq!(q.is_some(), keep >= 24, "{keep}");
+            if let Some(q) = q {
+                assert!(rewrite(
+                    &mut f,
+                    &q,
+                    "10.0.0.1".parse().unwrap(),
+                    1,
+                    "10.0.0.2".parse().unwrap(),
+                    2
+                ));
+                assert_checksums(&f, true, false);
+            }
+        }
+        let sent6 = build::ipv6(
+            build::addr6("2001:db8:1::1"),
+            build::addr6("2001:db8:1::10"),
+            &[],
+            &L4::Udp(1, 2, vec![]),
+        );
+        for keep in 0..sent6.len() {
+            let f = error_frame(false, 1, "2001:db8:1::fe", "2001:db8:1::1", &sent6, keep);
+            let p = parse(&f, &ParseConfig::new()).unwrap();
+            assert_eq!(quote(&f, &p).is_some(), keep >= 44, "{keep}");
+        }
+        // Another transport, a non-first fragment, the other family.
+        let mut esp = build::ipv4(
+            "192.0.2.5".parse().unwrap(),
+            "192.0.2.30".parse().unwrap(),
+            &L4::Esp(5, 6),
+        );
+        let f = error_frame(true, 3, "192.0.2.254", "192.0.2.5", &esp, 28);
+        assert!(quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).is_none());
+        esp[6] = 0x00;
+        esp[7] = 0x10;
+        let mut frag = sent.clone();
+        frag[7] = 0x10;
+        let f = error_frame(true, 3, "192.0.2.254", "192.0.2.5", &frag, 28);
+        assert!(quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).is_none());
+        let mut f = error_frame(true, 3, "192.0.2.254", "192.0.2.5", &sent, 28);
+        let q = quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).unwrap();
+        let before = f.clone();
+        assert!(!rewrite(
+            &mut f,
+            &q,
+            "2001:db8::1".parse().unwrap(),
+            1,
+            "10.0.0.2".parse().unwrap(),
+            2
+        ));
+        assert_eq!(f, before);
+    }
+}
