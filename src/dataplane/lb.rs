@@ -3916,8 +3916,9 @@ mod tests {
         let t = cs[0].fnat_table().unwrap();
         assert_eq!(t.free_ports(1), usize::from(t.range().1) - cap);
 
-        // ESP to an `any` full-NAT service, ICMP from a backend to the local
-        // address: not translated, counted.
+        // ESP to an `any` full-NAT service, an ICMP echo request from a
+        // backend to the local address: not translated, counted; an ICMP
+        // error without a quote: counted as unusable.
         let mut esp = TestFrame::new(eth_ipv6(
             "2001:db8:e0::1",
             "2001:db8:ffff::90",
@@ -3925,6 +3926,16 @@ mod tests {
             &L4::Esp(1, 1),
         ));
         assert_eq!(cs[0].process(&mut esp, 0, 0, false), Verdict::Drop);
+        let mut echo = TestFrame::new(eth_ipv4(
+            "192.0.2.30",
+            "192.0.2.5",
+            &L4::Raw(1, vec![8, 0, 0, 0, 0, 0, 0, 0]),
+        ));
+        assert_eq!(cs[0].process(&mut echo, 1, 0, false), Verdict::Drop);
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FnatUnsupportedProtocol as usize],
+            2
+        );
         let mut icmp = TestFrame::new(eth_ipv4(
             "192.0.2.30",
             "192.0.2.5",
@@ -3932,8 +3943,8 @@ mod tests {
         ));
         assert_eq!(cs[0].process(&mut icmp, 1, 0, false), Verdict::Drop);
         assert_eq!(
-            cs[0].counters.lb_drops[LbDrop::FnatUnsupportedProtocol as usize],
-            2
+            cs[0].counters.lb_drops[LbDrop::IcmpErrorUnusable as usize],
+            1
         );
         // A reply from a backend the connection does not go to.
         let mut wrong = TestFrame::new(eth_ipv4(
