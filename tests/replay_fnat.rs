@@ -384,3 +384,173 @@ fn full_nat_translates_both_ways_with_valid_checksums() {
         assert_eq!(rh2, home.as_deref(), "{tag}: type 2 routing header");
     }
 }
+
+const GEN_ICMP: &str = r#"
+import sys
+from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, wrpcap
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, HAO
+E = dict(src="02:0c:00:00:00:09", dst="02:0c:00:00:00:01")
+pkts = []
+for n in range(10):
+    pkts.append(Ether(**E)/IP(src="203.0.113.%d" % (n + 1), dst="198.51.100.90")/UDP(sport=51000 + n, dport=9)/Raw(b"x" * 40))
+    pkts.append(Ether(**E)/IP(src="203.0.113.%d" % (n + 1), dst="198.51.100.90")/TCP(sport=52000 + n, dport=80, flags="S"))
+    pkts.append(Ether(**E)/IPv6(src="2001:db8:c0::%x" % (n + 1), dst="2001:db8:ffff::90")/UDP(sport=53000 + n, dport=9)/Raw(b"y" * 40))
+    ip = IPv6(src="2001:db8:c2::%x" % (n + 1), dst="2001:db8:ffff::90")/IPv6ExtHdrDestOpt(options=[HAO(hoa="2001:db8:100::%x" % (n + 1))])
+    pkts.append(Ether(**E)/ip/TCP(sport=54000 + n, dport=80, flags="PA")/Raw(b"z" * 100))
+wrpcap(sys.argv[1], pkts)
+"#;
+
+/// What routers between the appliance and the backends send back about
+/// each translated packet: Fragmentation Needed quoting the IPv4 header and
+/// 8 octets (RFC 792) for TCP, the whole datagram for UDP; Packet Too Big
+/// quoting the whole IPv6 packet (RFC 4443).
+const ICMP_ERRORS: &str = r#"
+import sys
+from scapy.all import rdpcap, Ether, IP, IPv6, ICMP, TCP, Raw, wrpcap
+from scapy.layers.inet6 import ICMPv6PacketTooBig
+out = []
+for p in rdpcap(sys.argv[1]):
+    if IP in p:
+        q = bytes(p[IP])
+        if TCP in p:
+            q = q[:28]
+        e = IP(src="192.0.2.254", dst=p[IP].src)/ICMP(type=3, code=4, nexthopmtu=1400)/Raw(q)
+    else:
+        e = IPv6(src="2001:db8:1::fe", dst=p[IPv6].src)/ICMPv6PacketTooBig(mtu=1280)/Raw(bytes(p[IPv6]))
+    out.append(Ether(src="02:00:00:00:00:fe", dst="02:05:00:00:00:01")/e)
+wrpcap(sys.argv[2], out)
+"#;
+
+/// (outer src, outer dst, quoted src, quoted sport, quoted dst, quoted
+/// dport, quoted protocol) of every ICMP error, from the raw octets.
+const CHECK_ICMP: &str = r#"
+import sys, json, socket, struct
+from scapy.all import rdpcap
+res = []
+for p in rdpcap(sys.argv[1]):
+    raw = bytes(p)[14:]
+    if raw[0] >> 4 == 4:
+        f = lambda b: socket.inet_ntop(socket.AF_INET, b)
+        ihl = (raw[0] & 15) * 4
+        src, dst, q = f(raw[12:16]), f(raw[16:20]), raw[ihl + 8:]
+        qs, qd, nh, pos = f(q[12:16]), f(q[16:20]), q[9], (q[0] & 15) * 4
+    else:
+        f = lambda b: socket.inet_ntop(socket.AF_INET6, b)
+        src, dst, q = f(raw[8:24]), f(raw[24:40]), raw[48:]
+        qs, qd, nh, pos = f(q[8:24]), f(q[24:40]), q[6], 40
+        if nh == 60:
+            nh, pos = q[40], 40 + (q[41] + 1) * 8
+    sport, dport = struct.unpack("!HH", q[pos:pos + 4])
+    res.append([src, dst, qs, sport, qd, dport, nh])
+print(json.dumps(res))
+"#;
+
+/// Frames tshark flags in a capture of ICMP errors: an ICMP or ICMPv6
+/// checksum not "Good", a bad IPv4 header checksum (outer or quoted), a
+/// quoted TCP/UDP checksum tshark can check and finds bad, malformed or
+/// error-level frames. `None` without tshark.
+fn tshark_icmp_problems(capture: &Path) -> Option<Vec<String>> {
+    let o = Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-r",
+        ])
+        .arg(capture)
+        .args(["-Y", "(icmp and icmp.checksum.status != \"Good\") or (icmpv6 and icmpv6.checksum.status != \"Good\") or ip.checksum.status == \"Bad\" or udp.checksum.status == \"Bad\" or tcp.checksum.status == \"Bad\" or _ws.malformed or _ws.expert.severity >= error"])
+        .output()
+        .ok()?;
+    o.status.success().then(|| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+#[test]
+fn full_nat_translates_icmp_errors_for_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("clients.pcap");
+    python(GEN_ICMP, &[&input]);
+    let frames = 40u64;
+
+    let out1 = d.join("server1.pcap");
+    let r1 = replay(d, &["--in", "--out-server"], &[&input, &out1]);
+    assert_eq!(r1["totals"]["to_backend"], frames, "{r1}");
+
+    let errors = d.join("errors.pcap");
+    python(ICMP_ERRORS, &[&out1, &errors]);
+    let out2 = d.join("server2.pcap");
+    let back = d.join("clients-out.pcap");
+    let r2 = replay(
+        d,
+        &["--in", "--in-server", "--out-server", "--out-client"],
+        &[&input, &errors, &out2, &back],
+    );
+    assert_eq!(r2["totals"]["injected"], frames, "{r2}");
+    assert_eq!(r2["totals"]["icmp_errors_translated"], frames, "{r2}");
+    assert!(
+        r2["drops"].as_object().unwrap().is_empty(),
+        "nothing dropped: {}",
+        r2["drops"]
+    );
+    match (tshark_icmp_problems(&back), tshark_count(&back)) {
+        (Some(p), Some(n)) => {
+            assert_eq!(n as u64, frames, "tshark reads every frame");
+            assert!(
+                p.is_empty(),
+                "tshark flags {} frames:\n{}",
+                p.len(),
+                p.join("\n")
+            );
+        }
+        _ => eprintln!(
+            "tshark not installed here (scripts/setup.sh installs it): dissection check skipped"
+        ),
+    }
+
+    let got: Vec<(String, String, String, u64, String, u64, u64)> =
+        serde_json::from_str(&python(CHECK_ICMP, &[&back])).unwrap();
+    let got: std::collections::BTreeSet<_> = got.into_iter().collect();
+    let mut want = std::collections::BTreeSet::new();
+    for n in 0..10u64 {
+        let v4 = format!("203.0.113.{}", n + 1);
+        let (vip4, vip6) = ("198.51.100.90".to_owned(), "2001:db8:ffff::90".to_owned());
+        want.insert((
+            vip4.clone(),
+            v4.clone(),
+            v4.clone(),
+            51000 + n,
+            vip4.clone(),
+            9,
+            17,
+        ));
+        want.insert((
+            vip4.clone(),
+            v4.clone(),
+            v4.clone(),
+            52000 + n,
+            vip4.clone(),
+            80,
+            6,
+        ));
+        let c6 = format!("2001:db8:c0::{:x}", n + 1);
+        want.insert((vip6.clone(), c6.clone(), c6, 53000 + n, vip6.clone(), 9, 17));
+        // A mobile node: to its care-of address, quoting its home address
+        // (the address its transport uses) as the source.
+        let coa = format!("2001:db8:c2::{:x}", n + 1);
+        let home = format!("2001:db8:100::{:x}", n + 1);
+        want.insert((vip6.clone(), coa, home, 54000 + n, vip6, 80, 6));
+    }
+    assert_eq!(
+        got, want,
+        "every error reaches its client about its own packet"
+    );
+}
