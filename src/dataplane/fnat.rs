@@ -48,8 +48,9 @@
 //!
 //! Only TCP and UDP are translated: other protocols (ESP, ICMP, Mobility
 //! Header data) and non-first fragments carry no ports to allocate and are
-//! dropped as `fnat_unsupported_protocol`, as are ICMP errors from a backend
-//! to a local address (their quoted header is not translated).
+//! dropped as `fnat_unsupported_protocol`. ICMP errors from the backend side
+//! about translated packets are turned back into errors about the client's
+//! own packet ([`super::icmp_error`]).
 
 #![forbid(unsafe_code)]
 
