@@ -20,6 +20,13 @@
 //! TCP/UDP checksum when the quote reaches it (RFC 5508 §4.2): the client's
 //! stack sees its own packet, consistent to the last checksum it quotes.
 //!
+//! The other direction works the same way: an error from the client side
+//! about a reply (VIP:port → client:port) is addressed to the VIP, and the
+//! data plane finds the client's session (and, in full NAT, connection)
+//! from the quoted destination — its type 2 Routing header's home address
+//! for a mobile node — and rewrites the quote into the packet the backend
+//! sent.
+//!
 //! Only the error types that quote the offending packet are translated:
 //! ICMPv4 Destination Unreachable (3), Time Exceeded (11) and Parameter
 //! Problem (12); ICMPv6 types 1 to 4 (Destination Unreachable, Packet Too
@@ -68,6 +75,9 @@ pub struct Quote {
     l4: usize,
     /// The quoted transport protocol (TCP or UDP).
     protocol: IpProtocol,
+    /// Offset of the home address in a quoted type 2 Routing header (a
+    /// reply the appliance sent to a mobile node), 0 if none.
+    rh2_home: usize,
 }
 
 impl Quote {
@@ -94,6 +104,17 @@ impl Quote {
     /// The quoted destination port.
     pub fn dst_port(&self, frame: &[u8]) -> u16 {
         u16::from_be_bytes([frame[self.l4 + 2], frame[self.l4 + 3]])
+    }
+
+    /// The home address of a quoted type 2 Routing header (RFC 6275 §6.4):
+    /// the final destination of a packet sent to a mobile node.
+    pub fn rh2_home(&self, frame: &[u8]) -> Option<Ipv6Addr> {
+        if self.rh2_home == 0 {
+            return None;
+        }
+        let mut a = [0u8; 16];
+        a.copy_from_slice(frame.get(self.rh2_home..self.rh2_home + 16)?);
+        Some(Ipv6Addr::from(a))
     }
 
     fn addr_offset(&self, dst: bool) -> usize {
@@ -142,6 +163,7 @@ pub fn quote(frame: &[u8], p: &Parsed) -> Option<Quote> {
     let end = usize::from(p.l3_end).min(frame.len());
     let ip = icmp + ICMP_HEADER_LEN;
     let v4 = p.l3 == L3Kind::Ipv4;
+    let mut rh2_home = 0;
     let (l4, nh) = if v4 {
         let h = frame.get(ip..ip + 20).filter(|_| ip + 20 <= end)?;
         let ihl = usize::from(h[0] & 0x0f) * 4;
@@ -164,7 +186,12 @@ pub fn quote(frame: &[u8], p: &Parsed) -> Option<Quote> {
                 // Hop-by-Hop, Routing, Destination Options: length in
                 // 8-octet units after the first 8.
                 0 | 43 | 60 => {
-                    let b = frame.get(pos..pos + 2).filter(|_| pos + 2 <= end)?;
+                    let b = frame.get(pos..pos + 4).filter(|_| pos + 4 <= end)?;
+                    // Type 2 Routing header: 24 octets, the home address
+                    // at 8 (RFC 6275 §6.4).
+                    if nh == 43 && b[1] == 2 && b[2] == 2 && pos + 24 <= end {
+                        rh2_home = pos + 8;
+                    }
                     nh = b[0];
                     pos += (usize::from(b[1]) + 1) * 8;
                 }
@@ -201,6 +228,7 @@ pub fn quote(frame: &[u8], p: &Parsed) -> Option<Quote> {
         ip,
         l4,
         protocol,
+        rh2_home,
     })
 }
 
@@ -373,12 +401,17 @@ pub(crate) mod testing {
             if whole {
                 let q = &msg[8..];
                 let qs: [u8; 16] = q[8..24].try_into().unwrap();
-                let qd: [u8; 16] = q[24..40].try_into().unwrap();
-                // At most one Destination Options header in these quotes.
-                let (nh, at) = if q[6] == 60 {
-                    (q[40], 40 + (usize::from(q[41]) + 1) * 8)
-                } else {
-                    (q[6], 40)
+                let mut qd: [u8; 16] = q[24..40].try_into().unwrap();
+                // At most one Destination Options or type 2 Routing header
+                // in these quotes; with the latter the home address is the
+                // pseudo-header destination (RFC 8200 §8.1).
+                let (nh, at) = match q[6] {
+                    60 => (q[40], 40 + (usize::from(q[41]) + 1) * 8),
+                    43 => {
+                        qd = q[48..64].try_into().unwrap();
+                        (q[40], 64)
+                    }
+                    nh => (nh, 40),
                 };
                 let l4 = &q[at..];
                 let ph =

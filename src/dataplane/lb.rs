@@ -203,6 +203,10 @@ lb_drops! {
     /// translated: cut before the quoted ports, not TCP or UDP, a non-first
     /// fragment, or not a packet sent from that local address.
     IcmpErrorUnusable => "icmp_error_unusable",
+    /// An ICMP error from the client side about a reply to a client that
+    /// has no live session (or, in full NAT, connection) on this service;
+    /// or to a DSR service, whose replies never pass the appliance.
+    IcmpErrorNoSession => "icmp_error_no_session",
 }
 
 /// What to do with a packet.
@@ -1660,6 +1664,18 @@ impl CoreLb {
             }
         }
 
+        if role != PortRole::Server && icmp_error::is_error(frame, &p) {
+            // About a reply from a VIP: back to the backend that sent it.
+            if let Some(q) = icmp_error::quote(frame, &p) {
+                let (vip, vport) = (q.src(frame), q.src_port(frame));
+                if let Some(si) = topo
+                    .match_service(AddrBits::of(vip), q.protocol(), Some(vport))
+                    .filter(|si| topo.services[*si].vip == vip)
+                {
+                    return self.client_icmp_error(f, &p, topo, si, &q, now, handed_off);
+                }
+            }
+        }
         if role != PortRole::Server {
             let dst_bits = dst_bits(frame, &p).unwrap_or(AddrBits(false, 0));
             if let Some(si) = topo.match_service(dst_bits, p.protocol, ports.map(|x| x.1)) {
@@ -2098,6 +2114,127 @@ impl CoreLb {
         }
         let out = topo.client_port;
         if let Err(u) = self.set_l2(f, topo, out, client, now) {
+            return self.unsent(u, out);
+        }
+        self.counters.icmp_errors_translated += 1;
+        Verdict::Transmit(out)
+    }
+
+    /// An ICMP error from the client side about a reply the appliance sent
+    /// (VIP:service port -> client:port, quoted in `q`): the client is the
+    /// quote's destination — its type 2 Routing header's home address for a
+    /// mobile node, else its address (through a care-of alias when there is
+    /// one, or its interface ID in `slaac` mode) — and its session on the
+    /// owning core gives the backend. DNAT: the quote becomes the backend's
+    /// own packet (from the backend address) and the error goes to the
+    /// backend. Full NAT: the connection of the quoted ports gives the local
+    /// address and port the backend talked to; the quote becomes backend ->
+    /// local address, and the error goes from the local address to the
+    /// backend.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn client_icmp_error<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        si: usize,
+        q: &icmp_error::Quote,
+        now: u32,
+        handed_off: bool,
+    ) -> Verdict {
+        let svc = &topo.services[si];
+        if svc.forwarding == ForwardingMode::Dsr {
+            return self.counters.drop(LbDrop::IcmpErrorNoSession);
+        }
+        let frame = f.bytes();
+        let client = q.dst(frame);
+        let (vport, cport) = (q.src_port(frame), q.dst_port(frame));
+        let mut identity = match (q.rh2_home(frame), client) {
+            (Some(home), _) => IdentityKey::home_address(home),
+            (None, IpAddr::V6(a)) if svc.mode == IdentityMode::Slaac => {
+                IdentityKey::of(&Identity::InterfaceId(u128::from(a) as u64))
+            }
+            (None, a) => IdentityKey::of(&Identity::Source(a)),
+        };
+        if let (true, IpAddr::V6(a)) = (identity.may_have_alias(), client) {
+            if !self.aliases.is_empty() {
+                let h = self
+                    .hasher
+                    .hash_key(&IdentityKey::of(&Identity::Source(client)));
+                if let Some(e) = self.aliases.lookup(h, &a, now) {
+                    identity = IdentityKey::home_address(e.value());
+                }
+            }
+        }
+        let hash = self.hasher.hash_key(&identity);
+        let owner = self.buckets.core_of(hash);
+        if owner != self.me {
+            if handed_off {
+                return self.counters.drop(LbDrop::IcmpErrorNoSession);
+            }
+            self.counters.handoffs += 1;
+            return Verdict::Handoff(owner);
+        }
+        let key = SessionKey::of_key(si as u16, &identity);
+        let Some(backend) = self.sessions.lookup(hash, &key, now).map(|e| e.value()) else {
+            return self.counters.drop(LbDrop::IcmpErrorNoSession);
+        };
+        let Some(baddr) = self.schedulers[si].set().get(backend).map(|b| b.address) else {
+            return self.counters.drop(LbDrop::IcmpErrorNoSession);
+        };
+        let (quote_ok, outer_src, dst) = if svc.forwarding == ForwardingMode::Fnat {
+            let Some(table) = self.fnat.as_mut() else {
+                return self.counters.drop(LbDrop::IcmpErrorNoSession);
+            };
+            let ckey = ConnKey::new(key, q.protocol(), cport, vport);
+            let Some(r) = table.lookup(ckey.hash(hash), &ckey, now) else {
+                return self.counters.drop(LbDrop::FnatNoConnection);
+            };
+            let Some(conn_backend) = table.conn(r).map(|c| c.backend()) else {
+                return self.counters.drop(LbDrop::FnatNoConnection);
+            };
+            let (li, lport) = table.local_of(r);
+            let Some(&local) = topo.fnat_locals.get(li) else {
+                return self.counters.drop(LbDrop::RewriteFailed);
+            };
+            let ok = icmp_error::rewrite(f.bytes_mut(), q, conn_backend, vport, local, lport);
+            (ok, Some(local), conn_backend)
+        } else {
+            let ok = icmp_error::rewrite(f.bytes_mut(), q, baddr, vport, client, cport);
+            (ok, None, baddr)
+        };
+        if !quote_ok {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        let ok = match (dst, p.l3) {
+            (IpAddr::V4(d), L3Kind::Ipv4) => {
+                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Destination, d).is_ok()
+                    && match outer_src {
+                        Some(IpAddr::V4(s)) => {
+                            set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, s).is_ok()
+                        }
+                        Some(_) => false,
+                        None => true,
+                    }
+            }
+            (IpAddr::V6(d), L3Kind::Ipv6) => {
+                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, d).is_ok()
+                    && match outer_src {
+                        Some(IpAddr::V6(s)) => {
+                            set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, s).is_ok()
+                        }
+                        Some(_) => false,
+                        None => true,
+                    }
+            }
+            _ => false,
+        };
+        if !ok {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        let out = topo.server_port;
+        if let Err(u) = self.set_l2(f, topo, out, dst, now) {
             return self.unsent(u, out);
         }
         self.counters.icmp_errors_translated += 1;
@@ -3869,6 +4006,134 @@ mod tests {
                 .map(|c| c.counters.icmp_errors_translated)
                 .sum::<u64>(),
             4
+        );
+    }
+
+    /// ICMP errors from the client side about replies go back to the
+    /// backend of the client's session, as errors about the backend's own
+    /// packet: DNAT over IPv4, DNAT to a mobile node (quote with a type 2
+    /// Routing header), full NAT (to the local address and port the backend
+    /// talked to); an error about a client without a session is counted.
+    #[test]
+    fn client_side_icmp_errors_go_back_to_the_backend() {
+        use crate::dataplane::icmp_error::{self, testing};
+        use crate::packet::build;
+        let ip4 = |a: &str| a.parse::<Ipv4Addr>().unwrap();
+        let check = |b: &[u8], v4: bool, outer: (&str, &str), quote: (&str, u16, &str, u16)| {
+            let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+            assert_eq!(p.src_addr(b), Some(ip(outer.0)), "outer source");
+            assert_eq!(dst_addr(b, &p), Some(ip(outer.1)), "outer destination");
+            let q = icmp_error::quote(b, &p).expect("a quote");
+            assert_eq!(
+                (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
+                (ip(quote.0), quote.1, ip(quote.2), quote.3)
+            );
+            testing::assert_checksums(b, v4, !v4);
+        };
+        // DNAT, IPv4.
+        let mut cs = cores(2, true);
+        let vip4 = "198.51.100.80";
+        let mut f = TestFrame::new(eth_ipv4("203.0.113.9", vip4, &L4::Tcp(40000, 80, 1, 0x02)));
+        assert_eq!(run_on(&mut cs, 0, &mut f, 0, 0).0, Verdict::Transmit(1));
+        let reply = build::ipv4(ip4(vip4), ip4("203.0.113.9"), &L4::Tcp(80, 40000, 9, 0x12));
+        for first in 0..2 {
+            let mut e = TestFrame::new(testing::error_frame(
+                true,
+                3,
+                "198.51.100.254",
+                vip4,
+                &reply,
+                28,
+            ));
+            assert_eq!(run_on(&mut cs, first, &mut e, 0, 1).0, Verdict::Transmit(1));
+            check(
+                e.bytes(),
+                true,
+                ("198.51.100.254", "192.0.2.30"),
+                ("192.0.2.30", 80, "203.0.113.9", 40000),
+            );
+        }
+        // DNAT to a mobile node: the quote's routing header names it.
+        let (vip6, coa, home) = ("2001:db8:ffff::80", "2001:db8:c0::7", "2001:db8:100::7");
+        let mut f = hao_tcp(coa, home, vip6);
+        assert_eq!(run_on(&mut cs, 0, &mut f, 0, 0).0, Verdict::Transmit(1));
+        let backend = tuple(f.bytes()).2.to_string();
+        let reply = build::ipv6(
+            addr6(vip6),
+            addr6(coa),
+            &[Ext::Routing2(addr6(home), 1)],
+            &L4::Tcp(80, 40000, 9, 0x12),
+        );
+        let mut e = TestFrame::new(testing::error_frame(
+            false,
+            2,
+            "2001:db8:ffff::fffe",
+            vip6,
+            &reply,
+            reply.len(),
+        ));
+        assert_eq!(run_on(&mut cs, 1, &mut e, 0, 1).0, Verdict::Transmit(1));
+        check(
+            e.bytes(),
+            false,
+            ("2001:db8:ffff::fffe", &backend),
+            (&backend, 80, coa, 40000),
+        );
+        // No session for that client.
+        let stranger = build::ipv4(ip4(vip4), ip4("203.0.113.99"), &L4::Tcp(80, 40000, 9, 0x12));
+        let mut e = TestFrame::new(testing::error_frame(
+            true,
+            3,
+            "198.51.100.254",
+            vip4,
+            &stranger,
+            28,
+        ));
+        assert_eq!(run_on(&mut cs, 0, &mut e, 0, 1).0, Verdict::Drop);
+        let drops = |cs: &[CoreLb], d: LbDrop| {
+            cs.iter()
+                .map(|c| c.counters.lb_drops[d as usize])
+                .sum::<u64>()
+        };
+        assert_eq!(drops(&cs, LbDrop::IcmpErrorNoSession), 1);
+
+        // Full NAT, IPv4 UDP: port unreachable from the client.
+        let mut cs = fnat_cores(2, 2, 1024);
+        let vip = "198.51.100.90";
+        let mut f = TestFrame::new(eth_ipv4(
+            "203.0.113.9",
+            vip,
+            &L4::Udp(40001, 53, vec![1; 20]),
+        ));
+        assert_eq!(run_on(&mut cs, 0, &mut f, 0, 0).0, Verdict::Transmit(1));
+        let (local, lport, backend, bport, _) = tuple(f.bytes());
+        let reply = build::ipv4(
+            ip4(vip),
+            ip4("203.0.113.9"),
+            &L4::Udp(53, 40001, vec![2; 30]),
+        );
+        for first in 0..2 {
+            let mut e = TestFrame::new(testing::error_frame(
+                true,
+                3,
+                "203.0.113.9",
+                vip,
+                &reply,
+                reply.len(),
+            ));
+            assert_eq!(run_on(&mut cs, first, &mut e, 0, 1).0, Verdict::Transmit(1));
+            check(
+                e.bytes(),
+                true,
+                (&local.to_string(), &backend.to_string()),
+                (&backend.to_string(), bport, &local.to_string(), lport),
+            );
+        }
+        assert_eq!(
+            cs.iter()
+                .map(|c| c.counters.icmp_errors_translated)
+                .sum::<u64>(),
+            2
         );
     }
 
