@@ -554,3 +554,123 @@ fn full_nat_translates_icmp_errors_for_the_client() {
         "every error reaches its client about its own packet"
     );
 }
+
+/// The clients of `GEN_ICMP`, then what routers on the client side send
+/// back about the replies those clients got (VIP:service port -> client):
+/// Packet Too Big quoting the whole reply (a mobile node's with its type 2
+/// Routing header), Destination Unreachable (port) quoting 8 octets of it.
+const CLIENT_SIDE_ERRORS: &str = r#"
+import sys
+from scapy.all import rdpcap, Ether, IP, IPv6, ICMP, TCP, UDP, Raw, wrpcap
+from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6ExtHdrRouting
+E = dict(src="02:0c:00:00:00:09", dst="02:0c:00:00:00:01")
+pkts = list(rdpcap(sys.argv[1]))
+for n in range(10):
+    c4 = "203.0.113.%d" % (n + 1)
+    reply = bytes(IP(src="198.51.100.90", dst=c4)/UDP(sport=9, dport=51000 + n)/Raw(b"r" * 40))
+    pkts.append(Ether(**E)/IP(src=c4, dst="198.51.100.90")/ICMP(type=3, code=3)/Raw(reply[:28]))
+    coa, home = "2001:db8:c2::%x" % (n + 1), "2001:db8:100::%x" % (n + 1)
+    r6 = IPv6(src="2001:db8:ffff::90", dst=coa)/IPv6ExtHdrRouting(type=2, segleft=1, addresses=[home])/TCP(sport=80, dport=54000 + n, flags="A")/Raw(b"s" * 60)
+    pkts.append(Ether(**E)/IPv6(src="2001:db8:c2::fffe", dst="2001:db8:ffff::90")/ICMPv6PacketTooBig(mtu=1280)/Raw(bytes(r6)))
+wrpcap(sys.argv[2], pkts)
+"#;
+
+/// For the server-side capture: the (local, local port, backend, backend
+/// port, protocol) of every translated client packet by client port, and
+/// the (outer src, outer dst, quoted src, quoted sport, quoted dst, quoted
+/// dport, protocol) of every ICMP error.
+const SPLIT_SERVER: &str = r#"
+import sys, json, socket, struct
+from scapy.all import rdpcap, IP, IPv6, TCP, UDP, ICMP
+from scapy.layers.inet6 import ICMPv6PacketTooBig
+flows, errors = {}, []
+for p in rdpcap(sys.argv[1]):
+    raw = bytes(p)[14:]
+    v4 = raw[0] >> 4 == 4
+    f = (lambda b: socket.inet_ntop(socket.AF_INET, b)) if v4 else (lambda b: socket.inet_ntop(socket.AF_INET6, b))
+    if v4:
+        ihl = (raw[0] & 15) * 4
+        src, dst, nh, body = f(raw[12:16]), f(raw[16:20]), raw[9], raw[ihl:]
+    else:
+        src, dst, nh, body = f(raw[8:24]), f(raw[24:40]), raw[6], raw[40:]
+        if nh == 60:
+            nh, body = body[0], body[(body[1] + 1) * 8:]
+    if nh in (1, 58):
+        q = body[8:]
+        if v4:
+            qs, qd, qn, pos = f(q[12:16]), f(q[16:20]), q[9], (q[0] & 15) * 4
+        else:
+            qs, qd, qn, pos = f(q[8:24]), f(q[24:40]), q[6], 40
+            if qn == 43:
+                qn, pos = q[40], 40 + (q[41] + 1) * 8
+        sp, dp = struct.unpack("!HH", q[pos:pos + 4])
+        errors.append([src, dst, qs, sp, qd, dp, qn])
+    else:
+        sp, dp = struct.unpack("!HH", body[:4])
+        flows["%s|%d" % (src, sp)] = [src, sp, dst, dp, nh]
+print(json.dumps({"flows": flows, "errors": errors}))
+"#;
+
+#[test]
+fn full_nat_translates_client_side_icmp_errors_for_the_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clients = d.join("clients.pcap");
+    python(GEN_ICMP, &[&clients]);
+    let input = d.join("clients-and-errors.pcap");
+    python(CLIENT_SIDE_ERRORS, &[&clients, &input]);
+    let out = d.join("server.pcap");
+    let r = replay(d, &["--in", "--out-server"], &[&input, &out]);
+    assert_eq!(r["totals"]["to_backend"], 40u64, "{r}");
+    assert_eq!(r["totals"]["icmp_errors_translated"], 20u64, "{r}");
+    assert!(
+        r["drops"].as_object().unwrap().is_empty(),
+        "nothing dropped: {}",
+        r["drops"]
+    );
+    match (tshark_icmp_problems(&out), tshark_count(&out)) {
+        (Some(p), Some(n)) => {
+            assert_eq!(n, 60, "tshark reads every frame");
+            assert!(
+                p.is_empty(),
+                "tshark flags {} frames:\n{}",
+                p.len(),
+                p.join("\n")
+            );
+        }
+        _ => eprintln!(
+            "tshark not installed here (scripts/setup.sh installs it): dissection check skipped"
+        ),
+    }
+    let got: serde_json::Value = serde_json::from_str(&python(SPLIT_SERVER, &[&out])).unwrap();
+    // The translated client packets, by their local port: (local, backend,
+    // backend port, protocol) and the client port they came from.
+    let mut by_client_port = std::collections::BTreeMap::new();
+    for (_, t) in got["flows"].as_object().unwrap() {
+        let t = t.as_array().unwrap();
+        let (local, lport, backend, bport, proto) = (
+            t[0].as_str().unwrap().to_owned(),
+            t[1].as_u64().unwrap(),
+            t[2].as_str().unwrap().to_owned(),
+            t[3].as_u64().unwrap(),
+            t[4].as_u64().unwrap(),
+        );
+        by_client_port.insert((local.clone(), lport), (backend, bport, proto));
+    }
+    let errors = got["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 20);
+    for e in errors {
+        let e = e.as_array().unwrap();
+        let s = |i: usize| e[i].as_str().unwrap().to_owned();
+        let u = |i: usize| e[i].as_u64().unwrap();
+        let (outer_src, outer_dst, qsrc, qsport, qdst, qdport, proto) =
+            (s(0), s(1), s(2), u(3), s(4), u(5), u(6));
+        // From the local address to the backend, about the backend's own
+        // packet to that local address and port: a connection we opened.
+        let (backend, bport, fproto) = by_client_port
+            .get(&(qdst.clone(), qdport))
+            .unwrap_or_else(|| panic!("{e:?}: quotes a local port of a translated flow"));
+        assert_eq!((&outer_src, &outer_dst), (&qdst, backend), "{e:?}");
+        assert_eq!((&qsrc, qsport, proto), (backend, *bport, *fproto), "{e:?}");
+    }
+}

@@ -233,10 +233,11 @@ pub fn quote(frame: &[u8], p: &Parsed) -> Option<Quote> {
 }
 
 /// Rewrites the quoted packet to `src`:`sport` → `dst`:`dport` (the
-/// client's own view of its packet), keeping the quoted IPv4 header
-/// checksum, the quoted TCP/UDP checksum (when quoted) and the ICMP checksum
-/// right. The outer header is the caller's. `false` if an address is of
-/// the other family than the quote (nothing is changed then).
+/// packet as its sender saw it), keeping the quoted IPv4 header checksum,
+/// the quoted TCP/UDP checksum (when quoted) and the ICMP checksum right. A
+/// changed destination also replaces the home address of a quoted type 2
+/// Routing header. The outer header is the caller's. `false` if an address
+/// is of the other family than the quote (nothing is changed then).
 pub fn rewrite(
     frame: &mut [u8],
     q: &Quote,
@@ -249,17 +250,31 @@ pub fn rewrite(
         return false;
     }
     for (is_dst, a) in [(false, src), (true, dst)] {
+        if a == q.addr(frame, is_dst) {
+            continue;
+        }
         let (buf, n) = octets(a);
         let at = q.addr_offset(is_dst);
         let Some(old) = write_in_message(frame, q, at, &buf[..n]) else {
             return false;
         };
         // The address is in the quoted IPv4 header's checksum and in the
-        // quoted transport checksum's pseudo-header.
+        // quoted transport checksum's pseudo-header...
         if q.v4 {
             patch_checksum(frame, q, Some(q.ip + 10), &old[..n], &buf[..n], false);
         }
-        patch_checksum(frame, q, q.l4_checksum(), &old[..n], &buf[..n], true);
+        if is_dst && q.rh2_home != 0 {
+            // ...unless a type 2 Routing header makes its home address the
+            // final destination, hence the pseudo-header's (RFC 8200 §8.1):
+            // the new destination replaces that too, so the quote stays one
+            // packet to one address.
+            let Some(old) = write_in_message(frame, q, q.rh2_home, &buf[..n]) else {
+                return false;
+            };
+            patch_checksum(frame, q, q.l4_checksum(), &old[..n], &buf[..n], true);
+        } else {
+            patch_checksum(frame, q, q.l4_checksum(), &old[..n], &buf[..n], true);
+        }
     }
     for (off, port) in [(0, sport), (2, dport)] {
         let new = port.to_be_bytes();
