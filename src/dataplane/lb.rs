@@ -204,8 +204,7 @@ lb_drops! {
     /// fragment, or not a packet sent from that local address.
     IcmpErrorUnusable => "icmp_error_unusable",
     /// An ICMP error from the client side about a reply to a client that
-    /// has no live session (or, in full NAT, connection) on this service;
-    /// or to a DSR service, whose replies never pass the appliance.
+    /// has no live session on this service.
     IcmpErrorNoSession => "icmp_error_no_session",
 }
 
@@ -2130,7 +2129,8 @@ impl CoreLb {
     /// backend. Full NAT: the connection of the quoted ports gives the local
     /// address and port the backend talked to; the quote becomes backend ->
     /// local address, and the error goes from the local address to the
-    /// backend.
+    /// backend. DSR: the backend sent the reply from the VIP itself, so the
+    /// error goes to it encapsulated and untouched.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn client_icmp_error<F: Frame>(
@@ -2144,9 +2144,6 @@ impl CoreLb {
         handed_off: bool,
     ) -> Verdict {
         let svc = &topo.services[si];
-        if svc.forwarding == ForwardingMode::Dsr {
-            return self.counters.drop(LbDrop::IcmpErrorNoSession);
-        }
         let frame = f.bytes();
         let client = q.dst(frame);
         let (vport, cport) = (q.src_port(frame), q.dst_port(frame));
@@ -2183,6 +2180,20 @@ impl CoreLb {
         let Some(baddr) = self.schedulers[si].set().get(backend).map(|b| b.address) else {
             return self.counters.drop(LbDrop::IcmpErrorNoSession);
         };
+        let out = topo.server_port;
+        if svc.forwarding == ForwardingMode::Dsr {
+            // The backend holds the VIP and sent the reply from it: the
+            // error is about its own packet as it is, so it travels
+            // encapsulated, untouched, like the client's packets.
+            if let Err(reason) = encapsulate(f, p, topo, baddr) {
+                return self.counters.drop(reason);
+            }
+            if let Err(u) = self.set_l2(f, topo, out, baddr, now) {
+                return self.unsent(u, out);
+            }
+            self.counters.icmp_errors_translated += 1;
+            return Verdict::Transmit(out);
+        }
         let (quote_ok, outer_src, dst) = if svc.forwarding == ForwardingMode::Fnat {
             let Some(table) = self.fnat.as_mut() else {
                 return self.counters.drop(LbDrop::IcmpErrorNoSession);
@@ -2233,7 +2244,6 @@ impl CoreLb {
         if !ok {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
-        let out = topo.server_port;
         if let Err(u) = self.set_l2(f, topo, out, dst, now) {
             return self.unsent(u, out);
         }
@@ -4079,6 +4089,22 @@ mod tests {
             ("2001:db8:ffff::fffe", &backend),
             (&backend, 80, coa, 40000),
         );
+        // DSR: to the backend, encapsulated and untouched.
+        let (dsr, client) = ("2001:db8:ffff::81", "2001:db8:c0::9");
+        let mut f = TestFrame::new(eth_ipv6(client, dsr, &[], &L4::Tcp(40000, 80, 1, 0x02)));
+        assert_eq!(run_on(&mut cs, 0, &mut f, 0, 0).0, Verdict::Transmit(1));
+        let reply = build::ipv6(addr6(dsr), addr6(client), &[], &L4::Tcp(80, 40000, 9, 0x12));
+        let err = testing::error_frame(false, 2, "2001:db8:ffff::fffe", dsr, &reply, reply.len());
+        let mut e = TestFrame::new(err.clone());
+        assert_eq!(run_on(&mut cs, 0, &mut e, 0, 1).0, Verdict::Transmit(1));
+        let b = e.bytes();
+        assert_eq!(
+            &b[14 + 24..14 + 40],
+            &addr6("2001:db8:1::20").octets(),
+            "outer destination"
+        );
+        assert_eq!(b[14 + 6], 41, "IPv6 in IPv6");
+        assert_eq!(&b[14 + 40..], &err[14..], "the error itself, untouched");
         // No session for that client.
         let stranger = build::ipv4(ip4(vip4), ip4("203.0.113.99"), &L4::Tcp(80, 40000, 9, 0x12));
         let mut e = TestFrame::new(testing::error_frame(
