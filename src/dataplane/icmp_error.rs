@@ -1,6 +1,6 @@
-//! ICMP error messages through full NAT (RFC 5508 §4; formats RFC 792,
-//! RFC 4443 §3): finding the packet an error quotes, and translating the
-//! quote back to what the client sent.
+//! ICMP error messages through the balancer's translations (RFC 5508 §4;
+//! formats RFC 792, RFC 4443 §3): finding the packet an error quotes, and
+//! rewriting the quote into the packet its sender sent.
 //!
 //! A router between the appliance and a backend (or the backend itself)
 //! that cannot deliver a translated packet — Packet Too Big on a smaller

@@ -239,7 +239,8 @@ pub struct LbCounters {
     pub to_backend: u64,
     /// Backend replies translated back to the VIP.
     pub replies: u64,
-    /// ICMP errors about full-NAT connections translated for their clients.
+    /// ICMP errors passed on: to clients about full-NAT packets, to
+    /// backends about replies (full NAT, DNAT, DSR).
     pub icmp_errors_translated: u64,
     /// Packets handed to another core.
     pub handoffs: u64,

@@ -13,8 +13,8 @@
 //!   per-bucket export and import for hand-over and replication.
 //! - [`fnat`]: full NAT's per-core connection table (both directions), the
 //!   per-core local port ranges that steer replies, and its rewrites.
-//! - [`icmp_error`]: the quote of an ICMP error about a full-NAT packet,
-//!   located and translated back to the client's own packet.
+//! - [`icmp_error`]: the quote of an ICMP error, located and rewritten into
+//!   the packet its sender sent (full NAT both ways, DNAT replies).
 //! - [`hold`]: packets held per core while their next hop is resolved
 //!   (ARP / neighbour discovery), released in order when it answers.
 //! - [`maglev`]: Maglev consistent hashing with weights.

@@ -68,7 +68,8 @@ counters! {
     ToBackend => "to_backend",
     /// Backend replies translated back to the VIP.
     Replies => "replies",
-    /// ICMP errors about full-NAT connections translated for their clients.
+    /// ICMP errors passed on: to clients about full-NAT packets, to
+    /// backends about replies (full NAT, DNAT, DSR).
     IcmpErrorsTranslated => "icmp_errors_translated",
     /// Packets forwarded unchanged through `forward_to`.
     RawForwarded => "raw_forwarded",
