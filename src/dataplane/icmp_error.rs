@@ -36,11 +36,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::packet::checksum::update_bytes;
+use crate::packet::checksum::{fold, sum, update_bytes};
 use crate::packet::{IpProtocol, L3Kind, Parsed};
 
 /// ICMP header: type, code, checksum, 4 octets (RFC 792, RFC 4443 §2.1).
 const ICMP_HEADER_LEN: usize = 8;
+/// The IPv6 minimum link MTU (RFC 8200 §5): an ICMPv6 error is never
+/// larger, so that it reaches its destination whatever the path (RFC 4443
+/// §2.4 (c)).
+pub const IPV6_MIN_MTU: usize = 1280;
+/// IPv6 header length (RFC 8200 §3).
+const IPV6_HEADER_LEN: usize = 40;
 /// Most IPv6 extension headers walked inside a quote.
 const MAX_QUOTED_EXT: usize = 8;
 
@@ -291,6 +297,44 @@ pub fn rewrite(
     true
 }
 
+/// Cuts the last `cut` octets off the ICMPv6 error `q` was found in, whose
+/// IPv6 header at `l3` is followed directly by the ICMPv6 message: the
+/// payload length shrinks with it, and the removed octets and the shorter
+/// upper-layer length leave the ICMPv6 checksum incrementally (RFC 1624;
+/// the pseudo-header, RFC 4443 §2.3). Returns the packet's new end, after
+/// which the caller shortens the frame; `None` (nothing changed) for an
+/// IPv4 quote, another layout, or a cut that would reach the quoted ports.
+/// `q` describes the uncut message: find the quote again to read it after.
+pub fn cut_v6(frame: &mut [u8], q: &Quote, l3: usize, cut: usize) -> Option<usize> {
+    let icmp = q.icmp_checksum - 2;
+    let new_end = q.end.checked_sub(cut)?;
+    if q.v4
+        || icmp != l3 + IPV6_HEADER_LEN
+        || frame.get(l3 + 6) != Some(&58)
+        || new_end < q.l4 + 4
+        || q.end > frame.len()
+    {
+        return None;
+    }
+    // The removed octets' share of the sum, in the message's own 16-bit
+    // words: after an odd number of kept octets the first removed one is
+    // the low half of a word whose high half stays.
+    let from = new_end - (new_end - icmp) % 2;
+    let removed = fold(sum(0, &frame[from..q.end]));
+    let kept = fold(sum(0, &frame[from..new_end]));
+    let (old_len, new_len) = ((q.end - icmp) as u16, (new_end - icmp) as u16);
+    let c = q.icmp_checksum;
+    let check = u16::from_be_bytes([frame[c], frame[c + 1]]);
+    let acc = u32::from(!check)
+        + u32::from(!removed)
+        + u32::from(kept)
+        + u32::from(!old_len)
+        + u32::from(new_len);
+    frame[c..c + 2].copy_from_slice(&(!fold(acc)).to_be_bytes());
+    frame[l3 + 4..l3 + 6].copy_from_slice(&new_len.to_be_bytes());
+    Some(new_end)
+}
+
 fn octets(a: IpAddr) -> ([u8; 16], usize) {
     let mut b = [0u8; 16];
     match a {
@@ -415,18 +459,39 @@ pub(crate) mod testing {
         } else {
             let l3 = usize::from(p.l3_offset);
             let s: [u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
-            let d: [u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
+            // Through a type 2 Routing header, to its home address.
+            let d = if p.has_rh2() {
+                usize::from(p.rh2_offset)
+            } else {
+                l3 + 24
+            };
+            let d: [u8; 16] = f[d..d + 16].try_into().unwrap();
             let ph = pseudo_header_v6(s.into(), d.into(), IpProtocol::Icmpv6, msg.len() as u32);
             assert_eq!(fold(sum(ph, msg)), 0xffff, "ICMPv6 checksum");
             if whole {
                 let q = &msg[8..];
-                let qs: [u8; 16] = q[8..24].try_into().unwrap();
+                let mut qs: [u8; 16] = q[8..24].try_into().unwrap();
                 let mut qd: [u8; 16] = q[24..40].try_into().unwrap();
                 // At most one Destination Options or type 2 Routing header
                 // in these quotes; with the latter the home address is the
-                // pseudo-header destination (RFC 8200 §8.1).
+                // pseudo-header destination (RFC 8200 §8.1), a Home Address
+                // option's the source (RFC 6275 §6.3).
                 let (nh, at) = match q[6] {
-                    60 => (q[40], 40 + (usize::from(q[41]) + 1) * 8),
+                    60 => {
+                        let end = 40 + (usize::from(q[41]) + 1) * 8;
+                        let mut o = 42;
+                        while o + 2 <= end {
+                            match q[o] {
+                                0 => o += 1,
+                                201 => {
+                                    qs = q[o + 2..o + 18].try_into().unwrap();
+                                    break;
+                                }
+                                _ => o += 2 + usize::from(q[o + 1]),
+                            }
+                        }
+                        (q[40], end)
+                    }
                     43 => {
                         qd = q[48..64].try_into().unwrap();
                         (q[40], 64)
@@ -529,6 +594,37 @@ mod tests {
             assert_eq!(q2.src(&f), "2001:db8:100::1".parse::<IpAddr>().unwrap());
             assert_eq!((q2.src_port(&f), q2.dst_port(&f)), (44000, 80));
             assert_checksums(&f, false, true);
+        }
+    }
+
+    #[test]
+    fn ipv6_errors_are_cut_with_a_valid_checksum() {
+        let sent = build::ipv6(
+            build::addr6("2001:db8:1::1"),
+            build::addr6("2001:db8:1::10"),
+            &[],
+            &L4::Udp(40000, 53, (0..=255).cycle().take(300).collect()),
+        );
+        // Even and odd messages, even and odd cuts, down to the ports.
+        for keep in [200, 201] {
+            for cut in [0, 1, 2, 23, 24, keep - 44] {
+                let mut f = error_frame(false, 2, "2001:db8:1::fe", "2001:db8:1::1", &sent, keep);
+                let p = parse(&f, &ParseConfig::new()).unwrap();
+                let q = quote(&f, &p).unwrap();
+                let end = cut_v6(&mut f, &q, 14, cut).expect("cut");
+                assert_eq!(end, f.len() - cut);
+                f.truncate(end);
+                let p = parse(&f, &ParseConfig::new()).expect("still parses");
+                assert_eq!(usize::from(p.l3_end), end, "payload length follows");
+                assert!(quote(&f, &p).is_some());
+                assert_checksums(&f, false, false);
+            }
+            // Not past the quoted ports.
+            let mut f = error_frame(false, 2, "2001:db8:1::fe", "2001:db8:1::1", &sent, keep);
+            let before = f.clone();
+            let q = quote(&f, &parse(&f, &ParseConfig::new()).unwrap()).unwrap();
+            assert_eq!(cut_v6(&mut f, &q, 14, keep - 43), None);
+            assert_eq!(f, before);
         }
     }
 
