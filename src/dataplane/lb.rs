@@ -206,6 +206,12 @@ lb_drops! {
     /// An ICMP error from the client side about a reply to a client that
     /// has no live session on this service.
     IcmpErrorNoSession => "icmp_error_no_session",
+    /// An ICMP error whose quoted ports name no live full-NAT connection
+    /// (or one to another backend, port or protocol): stale, or forged to
+    /// disturb someone else's flow (RFC 5927). Counted apart from
+    /// `fnat_no_connection` so that such errors do not hide among late
+    /// replies.
+    IcmpErrorNoConnection => "icmp_error_no_connection",
 }
 
 /// What to do with a packet.
@@ -1665,12 +1671,13 @@ impl CoreLb {
         }
 
         if role != PortRole::Server && icmp_error::is_error(frame, &p) {
-            // About a reply from a VIP: back to the backend that sent it.
+            // About a reply from a VIP, sent to that VIP (the reply's
+            // source): back to the backend that sent it.
             if let Some(q) = icmp_error::quote(frame, &p) {
                 let (vip, vport) = (q.src(frame), q.src_port(frame));
                 if let Some(si) = topo
                     .match_service(AddrBits::of(vip), q.protocol(), Some(vport))
-                    .filter(|si| topo.services[*si].vip == vip)
+                    .filter(|si| topo.services[*si].vip == vip && dst == vip)
                 {
                     return self.client_icmp_error(f, &p, topo, si, &q, now, handed_off);
                 }
@@ -1691,6 +1698,11 @@ impl CoreLb {
         if role != PortRole::Client {
             if let Some(local) = topo.fnat_local(dst) {
                 if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now, handed_off) {
+                    return v;
+                }
+            }
+            if icmp_error::is_error(f.bytes(), &p) {
+                if let Some(v) = self.dnat_icmp_error(f, &p, topo, now) {
                     return v;
                 }
             }
@@ -2061,43 +2073,50 @@ impl CoreLb {
         }
         let (lport, backend, bport) = (q.src_port(frame), q.dst(frame), q.dst_port(frame));
         let Some(owner) = port_owner(lport, self.workers) else {
-            return self.counters.drop(LbDrop::FnatNoConnection);
+            return self.counters.drop(LbDrop::IcmpErrorNoConnection);
         };
         if owner != self.me {
             if handed_off {
-                return self.counters.drop(LbDrop::FnatNoConnection);
+                return self.counters.drop(LbDrop::IcmpErrorNoConnection);
             }
             self.counters.handoffs += 1;
             return Verdict::Handoff(owner);
         }
         let Some(table) = self.fnat.as_mut() else {
-            return self.counters.drop(LbDrop::FnatNoConnection);
+            return self.counters.drop(LbDrop::IcmpErrorNoConnection);
         };
         let Some(c) = table
             .reply(local, lport, q.protocol(), backend, bport, now)
             .and_then(|r| table.conn(r).copied())
         else {
-            return self.counters.drop(LbDrop::FnatNoConnection);
+            return self.counters.drop(LbDrop::IcmpErrorNoConnection);
         };
         let key = c.key();
         let Some(svc) = topo.services.get(usize::from(key.service())) else {
-            return self.counters.drop(LbDrop::FnatNoConnection);
+            return self.counters.drop(LbDrop::IcmpErrorNoConnection);
         };
         let client = c.client();
-        let quoted_src = match (c.home_option(), key.session().identity()) {
-            (true, Identity::HomeAddress(h)) => IpAddr::V6(h),
-            _ => client,
+        let home = match (c.home_option(), key.session().identity()) {
+            (true, Identity::HomeAddress(h)) => Some(h),
+            _ => None,
         };
         if !icmp_error::rewrite(
             f.bytes_mut(),
             &q,
-            quoted_src,
+            home.map(IpAddr::V6).unwrap_or(client),
             key.client_port(),
             svc.vip,
             key.service_port(),
         ) {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
+        // A mobile node gets the error the way it gets replies: at its
+        // care-of address through a type 2 Routing header naming the home
+        // address, the final destination and so the ICMPv6 pseudo-header's
+        // (RFC 6275 §9.3.2, RFC 8200 §8.1); one that already carries
+        // extension headers goes to the home address, for the home agent.
+        let rh2 = home
+            .filter(|_| usize::from(p.l4_offset) == usize::from(p.l3_offset) + ipv6::HEADER_LEN);
         let ok = match (svc.vip, client, p.l3) {
             (IpAddr::V4(v), IpAddr::V4(c), L3Kind::Ipv4) => {
                 set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
@@ -2105,19 +2124,97 @@ impl CoreLb {
             }
             (IpAddr::V6(v), IpAddr::V6(c), L3Kind::Ipv6) => {
                 set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
-                    && set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, c).is_ok()
+                    && set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, home.unwrap_or(c))
+                        .is_ok()
             }
             _ => false,
         };
         if !ok {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
+        let next = match (rh2, client) {
+            (Some(h), IpAddr::V6(coa)) => {
+                // The routing header must not take an error that fitted the
+                // IPv6 minimum MTU past it (RFC 4443 §2.4 (c)): the quote
+                // gives up its last octets instead.
+                let l3 = usize::from(p.l3_offset);
+                let len = usize::from(p.l3_end).min(f.bytes().len()) - l3;
+                let cut = (len + RH2_LEN)
+                    .saturating_sub(icmp_error::IPV6_MIN_MTU)
+                    .min(RH2_LEN);
+                if cut > 0 {
+                    let Some(end) = icmp_error::cut_v6(f.bytes_mut(), &q, l3, cut) else {
+                        return self.counters.drop(LbDrop::RewriteFailed);
+                    };
+                    if !f.set_len(end) {
+                        return self.counters.drop(LbDrop::RewriteFailed);
+                    }
+                }
+                if !f.prepend(RH2_LEN) {
+                    return self.counters.drop(LbDrop::EncapNoHeadroom);
+                }
+                if !insert_rh2(f.bytes_mut(), p, h, coa) {
+                    return self.counters.drop(LbDrop::RewriteFailed);
+                }
+                client
+            }
+            _ => home.map(IpAddr::V6).unwrap_or(client),
+        };
         let out = topo.client_port;
-        if let Err(u) = self.set_l2(f, topo, out, client, now) {
+        if let Err(u) = self.set_l2(f, topo, out, next, now) {
             return self.unsent(u, out);
         }
         self.counters.icmp_errors_translated += 1;
         Verdict::Transmit(out)
+    }
+
+    /// DNAT, backend side -> client: an ICMP error about a packet the
+    /// appliance passed to a backend (client:port -> backend:service port,
+    /// the client's packet with only its destination changed), from the
+    /// backend itself (a closed UDP port) or a router on the way (Packet
+    /// Too Big, Fragmentation Needed). Stateless, like DNAT's replies: the
+    /// quoted backend address and port name the service, and the quote's
+    /// destination becomes the VIP again, so the client sees an error about
+    /// the packet it sent. The error leaves from the VIP (as LVS does: a
+    /// backend or a server-side router is no address the client knows)
+    /// toward its destination, the client, unchanged. `None`: no usable
+    /// quote or no DNAT service of that backend and port (the packet goes
+    /// the way it went before).
+    #[inline(never)]
+    fn dnat_icmp_error<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        now: u32,
+    ) -> Option<Verdict> {
+        let frame = f.bytes();
+        let q = icmp_error::quote(frame, p)?;
+        let (client, cport, bport) = (q.src(frame), q.src_port(frame), q.dst_port(frame));
+        let si = topo.reverse_service(q.dst(frame), q.protocol(), Some(bport))?;
+        let vip = topo.services[si].vip;
+        let to = dst_addr(frame, p)?;
+        if !icmp_error::rewrite(f.bytes_mut(), &q, client, cport, vip, bport) {
+            return Some(self.counters.drop(LbDrop::RewriteFailed));
+        }
+        let ok = match (vip, p.l3) {
+            (IpAddr::V4(v), L3Kind::Ipv4) => {
+                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
+            }
+            (IpAddr::V6(v), L3Kind::Ipv6) => {
+                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            return Some(self.counters.drop(LbDrop::RewriteFailed));
+        }
+        let out = topo.client_port;
+        if let Err(u) = self.set_l2(f, topo, out, to, now) {
+            return Some(self.unsent(u, out));
+        }
+        self.counters.icmp_errors_translated += 1;
+        Some(Verdict::Transmit(out))
     }
 
     /// An ICMP error from the client side about a reply the appliance sent
@@ -2201,10 +2298,10 @@ impl CoreLb {
             };
             let ckey = ConnKey::new(key, q.protocol(), cport, vport);
             let Some(r) = table.lookup(ckey.hash(hash), &ckey, now) else {
-                return self.counters.drop(LbDrop::FnatNoConnection);
+                return self.counters.drop(LbDrop::IcmpErrorNoConnection);
             };
             let Some(conn_backend) = table.conn(r).map(|c| c.backend()) else {
-                return self.counters.drop(LbDrop::FnatNoConnection);
+                return self.counters.drop(LbDrop::IcmpErrorNoConnection);
             };
             let (li, lport) = table.local_of(r);
             let Some(&local) = topo.fnat_locals.get(li) else {
@@ -4010,7 +4107,7 @@ mod tests {
                 .map(|c| c.counters.lb_drops[d as usize])
                 .sum::<u64>()
         };
-        assert_eq!(drops(LbDrop::FnatNoConnection), 4);
+        assert_eq!(drops(LbDrop::IcmpErrorNoConnection), 4);
         assert_eq!(drops(LbDrop::IcmpErrorUnusable), 2);
         assert_eq!(
             cs.iter()
@@ -4162,6 +4259,290 @@ mod tests {
                 .sum::<u64>(),
             2
         );
+    }
+
+    /// Full NAT, backend side: TCP over IPv4 (Time Exceeded) and UDP over
+    /// IPv6 (Destination Unreachable from the backend itself), each with a
+    /// quote cut after the transport header's first 8 octets and a whole
+    /// one, received on either core.
+    #[test]
+    fn fnat_icmp_errors_cover_both_families_and_transports() {
+        use crate::dataplane::icmp_error::{self, testing};
+        let mut cs = fnat_cores(2, 2, 1024);
+        let cases = [
+            (
+                true,
+                "203.0.113.9",
+                L4::Tcp(40002, 80, 7, 0x18),
+                "198.51.100.90",
+                11u8,
+            ),
+            (
+                false,
+                "2001:db8:c0::9",
+                L4::Udp(40003, 80, vec![5; 33]),
+                "2001:db8:ffff::90",
+                1,
+            ),
+        ];
+        for (v4, client, l4, vip, ty) in cases {
+            let (cport, vport) = match l4 {
+                L4::Tcp(s, d, ..) | L4::Udp(s, d, _) => (s, d),
+                _ => unreachable!(),
+            };
+            let mut f = TestFrame::new(if v4 {
+                eth_ipv4(client, vip, &l4)
+            } else {
+                eth_ipv6(client, vip, &[], &l4)
+            });
+            let (v, owner) = run_on(&mut cs, 0, &mut f, 0, 0);
+            assert_eq!(v, Verdict::Transmit(1));
+            let sent = f.bytes()[14..].to_vec();
+            let (local, _, backend, _, _) = tuple(f.bytes());
+            let header = if v4 { 20 } else { 40 };
+            for (keep, whole) in [(header + 8, false), (sent.len(), true)] {
+                for first in 0..2 {
+                    let mut e = TestFrame::new(testing::error_frame(
+                        v4,
+                        ty,
+                        &backend.to_string(),
+                        &local.to_string(),
+                        &sent,
+                        keep,
+                    ));
+                    let (v, at) = run_on(&mut cs, first, &mut e, 1, 1);
+                    assert_eq!((v, at), (Verdict::Transmit(0), owner), "{client} {keep}");
+                    let b = e.bytes();
+                    let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+                    assert_eq!(p.src_addr(b), Some(ip(vip)), "from the VIP");
+                    assert_eq!(dst_addr(b, &p), Some(ip(client)), "to the client");
+                    assert!(!p.has_rh2());
+                    let q = icmp_error::quote(b, &p).expect("a quote");
+                    assert_eq!(
+                        (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
+                        (ip(client), cport, ip(vip), vport)
+                    );
+                    testing::assert_checksums(b, v4, whole);
+                }
+            }
+        }
+        assert_eq!(
+            cs.iter()
+                .map(|c| c.counters.icmp_errors_translated)
+                .sum::<u64>(),
+            8
+        );
+    }
+
+    /// A mobile node gets errors the way it gets replies: at its care-of
+    /// address through a type 2 Routing header naming its home address. An
+    /// error that fitted the IPv6 minimum MTU gives up the end of its quote
+    /// so that the header does not take it past 1280 octets (RFC 4443 §2.4
+    /// (c)); a larger one keeps its size; a small one just grows.
+    #[test]
+    fn fnat_icmp_errors_reach_a_mobile_node_through_its_routing_header() {
+        use crate::dataplane::icmp_error::{self, testing};
+        let mut cs = fnat_cores(2, 2, 1024);
+        let (coa, home, vip) = ("2001:db8:c1::7", "2001:db8:100::7", "2001:db8:ffff::90");
+        let mut f = TestFrame::new(eth_ipv6(
+            coa,
+            vip,
+            &[Ext::Hao(addr6(home))],
+            &L4::Udp(40000, 80, vec![3; 1300]),
+        ));
+        let (v, owner) = run_on(&mut cs, 0, &mut f, 0, 0);
+        assert_eq!(v, Verdict::Transmit(1));
+        let sent = f.bytes()[14..].to_vec();
+        let local = tuple(f.bytes()).0.to_string();
+        // Octets of quote -> length of the IPv6 packet sent to the node.
+        for (keep, len) in [(1000, 1072), (1231, 1280), (1232, 1280), (1233, 1281)] {
+            let mut e = TestFrame::new(testing::error_frame(
+                false,
+                2,
+                "2001:db8:1::fe",
+                &local,
+                &sent,
+                keep,
+            ));
+            assert_eq!(
+                run_on(&mut cs, 1 - owner, &mut e, 1, 1),
+                (Verdict::Transmit(0), owner)
+            );
+            let b = e.bytes();
+            assert_eq!(b.len() - 14, len, "{keep}");
+            let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+            assert_eq!(usize::from(p.l3_end), b.len(), "payload length");
+            assert!(p.has_rh2(), "type 2 Routing header");
+            let at = usize::from(p.rh2_offset);
+            assert_eq!(&b[at..at + 16], &addr6(home).octets());
+            assert_eq!(dst_addr(b, &p), Some(ip(coa)), "via the care-of address");
+            assert_eq!(p.src_addr(b), Some(ip(vip)));
+            let q = icmp_error::quote(b, &p).expect("a quote");
+            assert_eq!(
+                (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
+                (ip(home), 40000, ip(vip), 80)
+            );
+            testing::assert_checksums(b, false, false);
+        }
+    }
+
+    /// DNAT, backend side: errors about packets passed to a backend reach
+    /// the client from the VIP, quoting the packet the client sent:
+    /// Fragmentation Needed from a router (IPv4 TCP, quote cut after 8
+    /// octets), port unreachable from the backend itself (IPv6 UDP, whole
+    /// quote), Packet Too Big about a mobile node's packet (its Home Address
+    /// option kept, as DNAT keeps it). An error about a port no DNAT
+    /// service has is not translated.
+    #[test]
+    fn dnat_icmp_errors_from_the_backend_side_reach_the_client() {
+        use crate::dataplane::icmp_error::{self, testing};
+        use crate::packet::build;
+        let mut cs = cores(2, true);
+        let cases = [
+            (
+                "203.0.113.9",
+                None,
+                L4::Tcp(40000, 80, 1, 0x02),
+                "198.51.100.80",
+                (3u8, Some("192.0.2.254")),
+                28,
+            ),
+            (
+                "2001:db8:c0::9",
+                None,
+                L4::Udp(40001, 80, vec![4; 21]),
+                "2001:db8:ffff::80",
+                (1, None),
+                usize::MAX,
+            ),
+            (
+                "2001:db8:c1::7",
+                Some("2001:db8:100::7"),
+                L4::Tcp(40002, 80, 1, 0x18),
+                "2001:db8:ffff::80",
+                (2, Some("2001:db8:1::fe")),
+                usize::MAX,
+            ),
+        ];
+        for (client, home, l4, vip, (ty, router), keep) in cases {
+            let v4 = !client.contains(':');
+            let (cport, vport) = match l4 {
+                L4::Tcp(s, d, ..) | L4::Udp(s, d, _) => (s, d),
+                _ => unreachable!(),
+            };
+            let exts: Vec<Ext> = home.map(|h| vec![Ext::Hao(addr6(h))]).unwrap_or_default();
+            let mut f = TestFrame::new(if v4 {
+                eth_ipv4(client, vip, &l4)
+            } else {
+                eth_ipv6(client, vip, &exts, &l4)
+            });
+            assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+            let sent = f.bytes()[14..].to_vec();
+            let backend = tuple(f.bytes()).2.to_string();
+            let from = router.unwrap_or(&backend);
+            let mut e = TestFrame::new(testing::error_frame(v4, ty, from, client, &sent, keep));
+            assert_eq!(run(&mut cs, &mut e, 1, 1), Verdict::Transmit(0), "{client}");
+            let b = e.bytes();
+            let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+            assert_eq!(p.src_addr(b), Some(ip(vip)), "from the VIP");
+            assert_eq!(dst_addr(b, &p), Some(ip(client)), "to the client");
+            let q = icmp_error::quote(b, &p).expect("a quote");
+            assert_eq!(
+                (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
+                (ip(client), cport, ip(vip), vport)
+            );
+            testing::assert_checksums(b, v4, keep == usize::MAX);
+        }
+        // A port web4 does not serve: not DNAT's packet, not translated.
+        let other = build::ipv4(
+            "203.0.113.9".parse().unwrap(),
+            "192.0.2.30".parse().unwrap(),
+            &L4::Tcp(40000, 81, 1, 0x02),
+        );
+        let mut e = TestFrame::new(testing::error_frame(
+            true,
+            3,
+            "192.0.2.254",
+            "203.0.113.9",
+            &other,
+            28,
+        ));
+        assert_eq!(run(&mut cs, &mut e, 1, 1), Verdict::Drop);
+        assert_eq!(
+            cs.iter()
+                .map(|c| c.counters.icmp_errors_translated)
+                .sum::<u64>(),
+            3
+        );
+    }
+
+    /// Client side: a full-NAT error about a mobile node's reply (type 2
+    /// Routing header in the quote) reaches the backend about its own
+    /// packet; an error not sent to the VIP, one naming a client port no
+    /// connection has, and one cut before the ports are not translated.
+    #[test]
+    fn client_side_icmp_errors_are_checked() {
+        use crate::dataplane::icmp_error::{self, testing};
+        use crate::packet::build;
+        let mut cs = fnat_cores(2, 2, 1024);
+        let (coa, home, vip) = ("2001:db8:c1::7", "2001:db8:100::7", "2001:db8:ffff::90");
+        let mut f = hao_tcp(coa, home, vip);
+        assert_eq!(run_on(&mut cs, 0, &mut f, 0, 0).0, Verdict::Transmit(1));
+        let (local, lport, backend, bport, _) = tuple(f.bytes());
+        let reply = |cport: u16| {
+            build::ipv6(
+                addr6(vip),
+                addr6(coa),
+                &[Ext::Routing2(addr6(home), 1)],
+                &L4::Tcp(80, cport, 9, 0x10),
+            )
+        };
+        let router = "2001:db8:ffff::fffe";
+        let r = reply(40000);
+        for first in 0..2 {
+            let mut e = TestFrame::new(testing::error_frame(false, 2, router, vip, &r, r.len()));
+            assert_eq!(run_on(&mut cs, first, &mut e, 0, 1).0, Verdict::Transmit(1));
+            let b = e.bytes();
+            let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+            assert_eq!(p.src_addr(b), Some(local), "from the local address");
+            assert_eq!(dst_addr(b, &p), Some(backend), "to the backend");
+            let q = icmp_error::quote(b, &p).expect("a quote");
+            assert_eq!(
+                (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
+                (backend, bport, local, lport)
+            );
+            testing::assert_checksums(b, false, true);
+        }
+        let translated = |cs: &[CoreLb]| {
+            cs.iter()
+                .map(|c| c.counters.icmp_errors_translated)
+                .sum::<u64>()
+        };
+        assert_eq!(translated(&cs), 2);
+        // To another address than the VIP the reply came from.
+        let mut e = TestFrame::new(testing::error_frame(
+            false,
+            2,
+            router,
+            "2001:db8:ffff::91",
+            &r,
+            r.len(),
+        ));
+        assert_eq!(run_on(&mut cs, 0, &mut e, 0, 1).0, Verdict::Drop);
+        // A client port no connection of the node has.
+        let r2 = reply(40001);
+        let mut e = TestFrame::new(testing::error_frame(false, 2, router, vip, &r2, r2.len()));
+        assert_eq!(run_on(&mut cs, 0, &mut e, 0, 1).0, Verdict::Drop);
+        assert_eq!(
+            cs.iter()
+                .map(|c| c.counters.lb_drops[LbDrop::IcmpErrorNoConnection as usize])
+                .sum::<u64>(),
+            1
+        );
+        // Cut inside the routing header, before the ports.
+        let mut e = TestFrame::new(testing::error_frame(false, 2, router, vip, &r, 60));
+        assert_eq!(run_on(&mut cs, 0, &mut e, 0, 1).0, Verdict::Drop);
+        assert_eq!(translated(&cs), 2);
     }
 
     #[test]
