@@ -696,7 +696,7 @@ wrpcap(sys.argv[2], pkts)
 /// For the server-side capture: the (local, local port, backend, backend
 /// port, protocol) of every translated client packet by client port, and
 /// the (outer src, outer dst, quoted src, quoted sport, quoted dst, quoted
-/// dport, protocol) of every ICMP error.
+/// dport, protocol, the MTU of a Packet Too Big or 0) of every ICMP error.
 const SPLIT_SERVER: &str = r#"
 import sys, json, socket, struct
 from scapy.all import rdpcap, IP, IPv6, TCP, UDP, ICMP
@@ -722,7 +722,8 @@ for p in rdpcap(sys.argv[1]):
             if qn == 43:
                 qn, pos = q[40], 40 + (q[41] + 1) * 8
         sp, dp = struct.unpack("!HH", q[pos:pos + 4])
-        errors.append([src, dst, qs, sp, qd, dp, qn])
+        mtu = struct.unpack("!I", body[4:8])[0] if nh == 58 and body[0] == 2 else 0
+        errors.append([src, dst, qs, sp, qd, dp, qn, mtu])
     else:
         sp, dp = struct.unpack("!HH", body[:4])
         flows["%s|%d" % (src, sp)] = [src, sp, dst, dp, nh]
@@ -781,8 +782,8 @@ fn full_nat_translates_client_side_icmp_errors_for_the_backend() {
         let e = e.as_array().unwrap();
         let s = |i: usize| e[i].as_str().unwrap().to_owned();
         let u = |i: usize| e[i].as_u64().unwrap();
-        let (outer_src, outer_dst, qsrc, qsport, qdst, qdport, proto) =
-            (s(0), s(1), s(2), u(3), s(4), u(5), u(6));
+        let (outer_src, outer_dst, qsrc, qsport, qdst, qdport, proto, mtu) =
+            (s(0), s(1), s(2), u(3), s(4), u(5), u(6), u(7));
         // From the local address to the backend, about the backend's own
         // packet to that local address and port: a connection we opened.
         let (backend, bport, fproto) = by_client_port
@@ -790,6 +791,10 @@ fn full_nat_translates_client_side_icmp_errors_for_the_backend() {
             .unwrap_or_else(|| panic!("{e:?}: quotes a local port of a translated flow"));
         assert_eq!((&outer_src, &outer_dst), (&qdst, backend), "{e:?}");
         assert_eq!((&qsrc, qsport, proto), (backend, *bport, *fproto), "{e:?}");
+        // Packet Too Big about a mobile node's reply: the backend must
+        // leave room for the routing header the appliance put in it.
+        let want_mtu = if proto == 6 { 1280 - 24 } else { 0 };
+        assert_eq!(mtu, want_mtu, "{e:?}");
     }
 }
 
@@ -949,8 +954,8 @@ fn dnat_translates_icmp_errors_both_ways() {
     // Client side -> backends: only the errors, not the forwarded packets.
     let got: serde_json::Value =
         serde_json::from_str(&python(SPLIT_SERVER, &[&out_server])).unwrap();
-    let got: std::collections::BTreeSet<(String, String, String, u64, String, u64, u64)> = got
-        ["errors"]
+    type Seen = (String, String, String, u64, String, u64, u64, u64);
+    let got: std::collections::BTreeSet<Seen> = got["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -969,7 +974,9 @@ fn dnat_translates_icmp_errors_both_ways() {
             c4,
             51000 + n,
             17,
+            0,
         ));
+        // The backend itself put the routing header in: the MTU stays.
         want.insert((
             "2001:db8:c2::fffe".to_owned(),
             b6.to_owned(),
@@ -978,6 +985,7 @@ fn dnat_translates_icmp_errors_both_ways() {
             coa,
             54000 + n,
             6,
+            1280,
         ));
     }
     assert_eq!(

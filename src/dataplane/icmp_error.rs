@@ -20,6 +20,10 @@
 //! TCP/UDP checksum when the quote reaches it (RFC 5508 §4.2): the client's
 //! stack sees its own packet, consistent to the last checksum it quotes.
 //!
+//! DNAT's server side needs no state: the error goes to the client itself
+//! and quotes client:port → backend:port, so the quoted backend and port
+//! name the service and only the quote's destination becomes the VIP.
+//!
 //! The other direction works the same way: an error from the client side
 //! about a reply (VIP:port → client:port) is addressed to the VIP, and the
 //! data plane finds the client's session (and, in full NAT, connection)
@@ -27,11 +31,22 @@
 //! for a mobile node — and rewrites the quote into the packet the backend
 //! sent.
 //!
+//! A mobile node that uses a Home Address option is told about its own
+//! packet as its transport knows it, from the home address (a router
+//! quoting the translated packet saw only the local address and a PadN
+//! option), and the error reaches it like replies do, through a type 2
+//! Routing header. Those 24 octets must not take an error past the IPv6
+//! minimum MTU, so [`cut_v6`] shortens the quote instead (RFC 4443 §2.4).
+//!
 //! Only the error types that quote the offending packet are translated:
 //! ICMPv4 Destination Unreachable (3), Time Exceeded (11) and Parameter
 //! Problem (12); ICMPv6 types 1 to 4 (Destination Unreachable, Packet Too
 //! Big, Time Exceeded, Parameter Problem). The MTU of Packet Too Big and
-//! Fragmentation Needed is passed on unchanged: full NAT adds no header.
+//! Fragmentation Needed is passed on unchanged toward clients: full NAT
+//! and DNAT add no header to the client's packets. Toward a full-NAT
+//! backend it is lowered by the type 2 Routing header the appliance put
+//! in a mobile node's reply ([`lower_mtu`]), which the backend's packet
+//! did not have.
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -333,6 +348,23 @@ pub fn cut_v6(frame: &mut [u8], q: &Quote, l3: usize, cut: usize) -> Option<usiz
     frame[c..c + 2].copy_from_slice(&(!fold(acc)).to_be_bytes());
     frame[l3 + 4..l3 + 6].copy_from_slice(&new_len.to_be_bytes());
     Some(new_end)
+}
+
+/// Lowers the MTU of an ICMPv6 Packet Too Big (RFC 4443 §3.2) by `by`
+/// octets, folding the change into the checksum: the packet it quotes
+/// carried `by` octets the appliance added, which its sender must leave
+/// room for. Nothing happens to another message. `false` if the message
+/// is too short to hold its MTU.
+pub fn lower_mtu(frame: &mut [u8], q: &Quote, by: u32) -> bool {
+    let icmp = q.icmp_checksum - 2;
+    if q.v4 || frame.get(icmp) != Some(&2) {
+        return true;
+    }
+    let Some(b) = frame.get(icmp + 4..icmp + 8) else {
+        return false;
+    };
+    let mtu = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    write_in_message(frame, q, icmp + 4, &mtu.saturating_sub(by).to_be_bytes()).is_some()
 }
 
 fn octets(a: IpAddr) -> ([u8; 16], usize) {

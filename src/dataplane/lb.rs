@@ -2307,7 +2307,18 @@ impl CoreLb {
             let Some(&local) = topo.fnat_locals.get(li) else {
                 return self.counters.drop(LbDrop::RewriteFailed);
             };
-            let ok = icmp_error::rewrite(f.bytes_mut(), q, conn_backend, vport, local, lport);
+            // A reply quoted with a type 2 Routing header got it here: the
+            // backend sent 24 octets less than what met the smaller MTU,
+            // and must leave room for them (RFC 8201 still keeps it at
+            // 1280 or more: a 1280-octet client path cannot take a full
+            // 1280-octet reply plus the header, and nothing here fragments).
+            let added = if q.rh2_home(f.bytes()).is_some() {
+                RH2_LEN as u32
+            } else {
+                0
+            };
+            let ok = icmp_error::rewrite(f.bytes_mut(), q, conn_backend, vport, local, lport)
+                && icmp_error::lower_mtu(f.bytes_mut(), q, added);
             (ok, Some(local), conn_backend)
         } else {
             let ok = icmp_error::rewrite(f.bytes_mut(), q, baddr, vport, client, cport);
@@ -4478,7 +4489,7 @@ mod tests {
 
     /// Client side: a full-NAT error about a mobile node's reply (type 2
     /// Routing header in the quote) reaches the backend about its own
-    /// packet; an error not sent to the VIP, one naming a client port no
+    /// packet, its MTU lowered by the header the appliance added; an error not sent to the VIP, one naming a client port no
     /// connection has, and one cut before the ports are not translated.
     #[test]
     fn client_side_icmp_errors_are_checked() {
@@ -4510,6 +4521,12 @@ mod tests {
             assert_eq!(
                 (q.src(b), q.src_port(b), q.dst(b), q.dst_port(b)),
                 (backend, bport, local, lport)
+            );
+            let mtu = usize::from(p.l4_offset) + 4;
+            assert_eq!(
+                &b[mtu..mtu + 4],
+                &(1280u32 - 24).to_be_bytes(),
+                "room for the routing header the appliance adds"
             );
             testing::assert_checksums(b, false, true);
         }
