@@ -2138,7 +2138,9 @@ impl CoreLb {
                 // IPv6 minimum MTU past it (RFC 4443 §2.4 (c)): the quote
                 // gives up its last octets instead.
                 let l3 = usize::from(p.l3_offset);
-                let len = usize::from(p.l3_end).min(f.bytes().len()) - l3;
+                let len = usize::from(p.l3_end)
+                    .min(f.bytes().len())
+                    .saturating_sub(l3);
                 let cut = (len + RH2_LEN)
                     .saturating_sub(icmp_error::IPV6_MIN_MTU)
                     .min(RH2_LEN);
