@@ -196,6 +196,12 @@ fn replay(dir: &Path, args: &[&str], files: &[&Path]) -> serde_json::Value {
 /// Frames tshark flags: a TCP or UDP checksum not "Good", a bad IPv4 header
 /// checksum, malformed or error-level frames. `None` without tshark.
 fn tshark_problems(capture: &Path) -> Option<Vec<String>> {
+    tshark_matching(capture, "(tcp and tcp.checksum.status != \"Good\") or (udp and udp.checksum.status != \"Good\") or (ip and ip.checksum.status != \"Good\") or _ws.malformed or _ws.expert.severity >= error")
+}
+
+/// The frames of `capture` that match the display `filter`, with TCP, UDP
+/// and IPv4 checksum validation on. `None` without tshark.
+fn tshark_matching(capture: &Path, filter: &str) -> Option<Vec<String>> {
     let o = Command::new("tshark")
         .args([
             "-n",
@@ -208,18 +214,15 @@ fn tshark_problems(capture: &Path) -> Option<Vec<String>> {
             "-r",
         ])
         .arg(capture)
-        .args(["-Y", "(tcp and tcp.checksum.status != \"Good\") or (udp and udp.checksum.status != \"Good\") or (ip and ip.checksum.status != \"Good\") or _ws.malformed or _ws.expert.severity >= error"])
+        .args(["-Y", filter])
         .output()
         .ok()?;
-    if !o.status.success() {
-        return None;
-    }
-    Some(
+    o.status.success().then(|| {
         String::from_utf8_lossy(&o.stdout)
             .lines()
             .map(str::to_owned)
-            .collect(),
-    )
+            .collect()
+    })
 }
 
 fn tshark_count(capture: &Path) -> Option<usize> {
@@ -521,27 +524,7 @@ fn tshark_icmp_problems(capture: &Path) -> Option<Vec<String>> {
          or _ws.malformed \
          or (_ws.expert.severity >= error and not ({TRANSPORT_BAD} and {UNCHECKABLE}))"
     );
-    let o = Command::new("tshark")
-        .args([
-            "-n",
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-r",
-        ])
-        .arg(capture)
-        .args(["-Y", &filter])
-        .output()
-        .ok()?;
-    o.status.success().then(|| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    })
+    tshark_matching(capture, &filter)
 }
 
 #[test]

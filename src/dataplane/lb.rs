@@ -1899,16 +1899,7 @@ impl CoreLb {
         now: u32,
     ) -> Verdict {
         let vip = topo.services[si].vip;
-        let ok = match (vip, p.l3) {
-            (IpAddr::V4(v), L3Kind::Ipv4) => {
-                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
-            }
-            (IpAddr::V6(v), L3Kind::Ipv6) => {
-                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
-            }
-            _ => false,
-        };
-        if !ok {
+        if !set_addresses(f.bytes_mut(), p, Some(vip), None) {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
         let out = topo.client_port;
@@ -2117,19 +2108,8 @@ impl CoreLb {
         // extension headers goes to the home address, for the home agent.
         let rh2 = home
             .filter(|_| usize::from(p.l4_offset) == usize::from(p.l3_offset) + ipv6::HEADER_LEN);
-        let ok = match (svc.vip, client, p.l3) {
-            (IpAddr::V4(v), IpAddr::V4(c), L3Kind::Ipv4) => {
-                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
-                    && set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Destination, c).is_ok()
-            }
-            (IpAddr::V6(v), IpAddr::V6(c), L3Kind::Ipv6) => {
-                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
-                    && set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, home.unwrap_or(c))
-                        .is_ok()
-            }
-            _ => false,
-        };
-        if !ok {
+        let final_dst = home.map(IpAddr::V6).unwrap_or(client);
+        if !set_addresses(f.bytes_mut(), p, Some(svc.vip), Some(final_dst)) {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
         let next = match (rh2, client) {
@@ -2199,16 +2179,7 @@ impl CoreLb {
         if !icmp_error::rewrite(f.bytes_mut(), &q, client, cport, vip, bport) {
             return Some(self.counters.drop(LbDrop::RewriteFailed));
         }
-        let ok = match (vip, p.l3) {
-            (IpAddr::V4(v), L3Kind::Ipv4) => {
-                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, v).is_ok()
-            }
-            (IpAddr::V6(v), L3Kind::Ipv6) => {
-                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, v).is_ok()
-            }
-            _ => false,
-        };
-        if !ok {
+        if !set_addresses(f.bytes_mut(), p, Some(vip), None) {
             return Some(self.counters.drop(LbDrop::RewriteFailed));
         }
         let out = topo.client_port;
@@ -2329,30 +2300,7 @@ impl CoreLb {
         if !quote_ok {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
-        let ok = match (dst, p.l3) {
-            (IpAddr::V4(d), L3Kind::Ipv4) => {
-                set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Destination, d).is_ok()
-                    && match outer_src {
-                        Some(IpAddr::V4(s)) => {
-                            set_ipv4_addr(f.bytes_mut(), p, Ipv4Field::Source, s).is_ok()
-                        }
-                        Some(_) => false,
-                        None => true,
-                    }
-            }
-            (IpAddr::V6(d), L3Kind::Ipv6) => {
-                set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Destination, d).is_ok()
-                    && match outer_src {
-                        Some(IpAddr::V6(s)) => {
-                            set_ipv6_addr(f.bytes_mut(), p, Ipv6Field::Source, s).is_ok()
-                        }
-                        Some(_) => false,
-                        None => true,
-                    }
-            }
-            _ => false,
-        };
-        if !ok {
+        if !set_addresses(f.bytes_mut(), p, outer_src, Some(dst)) {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
         if let Err(u) = self.set_l2(f, topo, out, dst, now) {
@@ -2472,6 +2420,39 @@ impl AddrBits {
             IpAddr::V6(a) => AddrBits(true, u128::from(a)),
         }
     }
+}
+
+/// Rewrites the IP source and/or destination of the packet `p` describes,
+/// keeping the header and L4 checksums right (through
+/// [`set_ipv4_addr`] / [`set_ipv6_addr`]). `false` if an address is of the
+/// other family than the packet or the rewrite does not fit.
+fn set_addresses(frame: &mut [u8], p: &Parsed, src: Option<IpAddr>, dst: Option<IpAddr>) -> bool {
+    for (is_dst, a) in [(false, src), (true, dst)] {
+        let ok = match (a, p.l3) {
+            (None, _) => true,
+            (Some(IpAddr::V4(a)), L3Kind::Ipv4) => {
+                let field = if is_dst {
+                    Ipv4Field::Destination
+                } else {
+                    Ipv4Field::Source
+                };
+                set_ipv4_addr(frame, p, field, a).is_ok()
+            }
+            (Some(IpAddr::V6(a)), L3Kind::Ipv6) => {
+                let field = if is_dst {
+                    Ipv6Field::Destination
+                } else {
+                    Ipv6Field::Source
+                };
+                set_ipv6_addr(frame, p, field, a).is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 /// The destination address of an IP packet as [`AddrBits`].
