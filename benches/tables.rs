@@ -47,8 +47,11 @@ fn filled(capacity: usize, n: u64) -> Table<Key20, u32> {
 fn table_benches(c: &mut Criterion) {
     // 1M entries in the table sized for 1M (2^21 slots, load 0.48), and
     // 2^20 slots at load 3/4 and at the 7/8 limit (917 504 entries).
-    let cases: [(&str, usize, u64); 3] = [
+    let cases: [(&str, usize, u64); 4] = [
         ("1M", 1_000_000, MILLION),
+        // The bench script's DUT: 4M sessions per worker (2^23 slots), 1M
+        // identities active (load 1/8).
+        ("1M-of-4M", 4_194_304, MILLION),
         ("load-3/4", 917_504, 786_432),
         ("full-7/8", 917_504, 917_504),
     ];
@@ -121,6 +124,27 @@ fn table_benches(c: &mut Criterion) {
                     sink ^= t.touch(*h);
                 }
                 black_box(sink);
+                for (h, k) in burst {
+                    black_box(t.lookup(*h, k, 1).map(|e| e.value()));
+                }
+            })
+        });
+        // The worker's two-stage prefetch over a burst of 32 (stored
+        // hashes, then the matching entry), then the look-ups; ns per key.
+        let mut j = 0usize;
+        g.bench_function("lookup_hit_burst32_prefetch", |b| {
+            b.iter(|| {
+                if j + 32 > probe.len() {
+                    j = 0;
+                }
+                let burst = &probe[j..j + 32];
+                j += 32;
+                for (h, _) in burst {
+                    t.prefetch_hashes(*h);
+                }
+                for (h, _) in burst {
+                    t.prefetch_entry(*h);
+                }
                 for (h, k) in burst {
                     black_box(t.lookup(*h, k, 1).map(|e| e.value()));
                 }

@@ -575,10 +575,13 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         // A lap examines every slot once plus once more per removal, so two
         // laps bound any call (even `budget = usize::MAX`).
         let budget = budget.min(self.slots().saturating_mul(2));
+        // The cursor lives in a register for the slice (kept in `self`, every
+        // step would store it and load it back: a store-forwarding round
+        // trip per slot).
+        let mut i = self.cursor & self.mask;
         let mut work = 0;
         while work < budget {
             work += 1;
-            let i = self.cursor;
             let expired = self.hashes[i] != 0
                 && self.entries[i]
                     .as_ref()
@@ -592,9 +595,10 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 // A shift can wrap an entry from slot 0 to the last slot; it
                 // is then seen on the next lap.
             } else {
-                self.cursor = (i + 1) & self.mask;
+                i = (i + 1) & self.mask;
             }
         }
+        self.cursor = i;
         removed
     }
 
