@@ -180,6 +180,11 @@ lb_drops! {
     /// Not enough headroom for the encapsulation header (DSR) or a full-NAT
     /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
+    /// DSR: the outer header would take an IPv4 packet without Don't
+    /// Fragment past the server side's MTU (the appliance does not fragment;
+    /// packets with DF, and IPv6 packets, get a Fragmentation Needed or
+    /// Packet Too Big back instead).
+    EncapTooBig => "encap_too_big",
     /// The handoff ring to the owning core was full.
     HandoffRingFull => "handoff_ring_full",
     /// ARP or neighbour discovery that is neither for the appliance nor
@@ -248,6 +253,9 @@ pub struct LbCounters {
     /// ICMP errors passed on: to clients about full-NAT packets, to
     /// backends about replies (full NAT, DNAT, DSR).
     pub icmp_errors_translated: u64,
+    /// DSR: Packet Too Big / Fragmentation Needed sent to clients whose
+    /// packet the outer header would have taken past the server side's MTU.
+    pub icmp_too_big_sent: u64,
     /// Packets handed to another core.
     pub handoffs: u64,
     /// Packets forwarded unchanged through `forward_to`.
@@ -287,6 +295,7 @@ impl LbCounters {
             to_backend: 0,
             replies: 0,
             icmp_errors_translated: 0,
+            icmp_too_big_sent: 0,
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
@@ -411,6 +420,9 @@ pub struct Topology {
     pub encap_src4: Option<Ipv4Addr>,
     /// IPv6 counterpart.
     pub encap_src6: Option<Ipv6Addr>,
+    /// The server-side port's MTU (`ports[].mtu`, else Ethernet's 1500):
+    /// what a DSR packet with its outer header must fit.
+    pub server_mtu: u16,
     /// Per port, the addresses answered to ARP/ND (its own addresses, and
     /// the VIPs on client-side ports), sorted.
     pub answers: Vec<Vec<IpAddr>>,
@@ -743,6 +755,7 @@ impl Topology {
             replay,
             encap_src4,
             encap_src6,
+            server_mtu: cfg.ports[server_port as usize].mtu.unwrap_or(DEFAULT_MTU),
             answers,
             notify: match &cfg.binding_notify {
                 Some(n) => Some(NotifySpec {
@@ -1849,6 +1862,9 @@ impl CoreLb {
         let rewritten = match svc.forwarding {
             // From the entry itself, not the copy: see `rewrite_dst`.
             ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, &entry.address),
+            ForwardingMode::Dsr if dsr_too_big(f, p, topo, baddr) => {
+                return self.dsr_send_too_big(f, p, topo, si, baddr, now);
+            }
             ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr) {
                 Ok(()) => true,
                 Err(reason) => return self.bucket_drop(hash, reason),
@@ -1907,6 +1923,58 @@ impl CoreLb {
             return self.unsent(u, out);
         }
         self.counters.replies += 1;
+        Verdict::Transmit(out)
+    }
+
+    /// DSR, a packet that would not fit the server side's MTU once
+    /// encapsulated: it is not sent oversized. The client gets, from the VIP,
+    /// an ICMPv6 Packet Too Big (IPv6) or an ICMP Fragmentation Needed (IPv4
+    /// with Don't Fragment) whose MTU is the server side's less the outer
+    /// header, as IPVS's tunnel mode does, so its path-MTU discovery settles
+    /// on packets that fit; the session stays. IPv4 without DF is dropped
+    /// (`encap_too_big`): the appliance does not fragment.
+    #[cold]
+    #[inline(never)]
+    fn dsr_send_too_big<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        si: usize,
+        backend: IpAddr,
+        now: u32,
+    ) -> Verdict {
+        let overhead: u16 = if backend.is_ipv4() { 20 } else { 40 };
+        let mtu = topo.server_mtu.saturating_sub(overhead);
+        let vip = topo.services[si].vip;
+        let Some(client) = p.src_addr(f.bytes()) else {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        };
+        let built = match (vip, client) {
+            (IpAddr::V6(v), IpAddr::V6(c)) if p.l3 == L3Kind::Ipv6 => {
+                // IPv6 links carry at least 1280 octets (RFC 8200 §5).
+                packet_too_big_v6(f, p, v, c, u32::from(mtu.max(1280)))
+            }
+            (IpAddr::V4(v), IpAddr::V4(c)) if p.l3 == L3Kind::Ipv4 => {
+                let df = f
+                    .bytes()
+                    .get(usize::from(p.l3_offset) + 6)
+                    .is_some_and(|b| b & 0x40 != 0);
+                if !df {
+                    return self.counters.drop(LbDrop::EncapTooBig);
+                }
+                fragmentation_needed_v4(f, p, v, c, mtu)
+            }
+            _ => false,
+        };
+        if !built {
+            return self.counters.drop(LbDrop::RewriteFailed);
+        }
+        self.counters.icmp_too_big_sent += 1;
+        let out = topo.client_port;
+        if let Err(u) = self.set_l2(f, topo, out, client, now) {
+            return self.unsent(u, out);
+        }
         Verdict::Transmit(out)
     }
 
@@ -2531,6 +2599,100 @@ fn rewrite_dst(frame: &mut [u8], p: &Parsed, to: &IpAddr) -> bool {
 
 /// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
 /// and the packet (RFC 2473 / RFC 2003), keeping the L2 header in front.
+/// Ethernet's MTU, the server side's when `ports[].mtu` does not say.
+const DEFAULT_MTU: u16 = 1500;
+
+/// True when the DSR outer header toward `backend` would take the packet
+/// past the server side's MTU.
+#[inline]
+fn dsr_too_big<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) -> bool {
+    let len = usize::from(p.l3_end)
+        .min(f.bytes().len())
+        .saturating_sub(usize::from(p.l3_offset));
+    let overhead = if backend.is_ipv4() { 20 } else { 40 };
+    len + overhead > usize::from(topo.server_mtu)
+}
+
+/// Turns the IPv6 packet of `f` in place into an ICMPv6 Packet Too Big
+/// (RFC 4443 §3.2) from `src` to `dst` quoting it, the whole message within
+/// the IPv6 minimum MTU; the link-layer header stays in front.
+fn packet_too_big_v6<F: Frame>(
+    f: &mut F,
+    p: &Parsed,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    mtu: u32,
+) -> bool {
+    const HEADERS: usize = 40 + 8;
+    let l3 = usize::from(p.l3_offset);
+    let end = usize::from(p.l3_end).min(f.bytes().len());
+    let quote = end.saturating_sub(l3).min(1280 - HEADERS);
+    if !f.prepend(HEADERS) {
+        return false;
+    }
+    let b = f.bytes_mut();
+    b.copy_within(HEADERS..HEADERS + l3, 0);
+    let len = 8 + quote;
+    let (ip, rest) = b[l3..].split_at_mut(40);
+    ip[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    ip[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    ip[6] = IpProtocol::Icmpv6.into();
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    rest[..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+    rest[4..8].copy_from_slice(&mtu.to_be_bytes());
+    if !f.set_len(l3 + 40 + len) {
+        return false;
+    }
+    let msg = &mut f.bytes_mut()[l3 + 40..];
+    let acc = crate::packet::checksum::pseudo_header_v6(src, dst, IpProtocol::Icmpv6, len as u32);
+    let c = !crate::packet::checksum::fold(crate::packet::checksum::sum(acc, msg));
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Turns the IPv4 packet of `f` in place into an ICMP Destination
+/// Unreachable, Fragmentation Needed and DF Set (RFC 792, RFC 1191 §4) from
+/// `src` to `dst` with next-hop MTU `mtu`, quoting the packet within 576
+/// octets (RFC 1812 §4.3.2.3); the link-layer header stays in front.
+fn fragmentation_needed_v4<F: Frame>(
+    f: &mut F,
+    p: &Parsed,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    mtu: u16,
+) -> bool {
+    const HEADERS: usize = 20 + 8;
+    let l3 = usize::from(p.l3_offset);
+    let end = usize::from(p.l3_end).min(f.bytes().len());
+    let quote = end.saturating_sub(l3).min(576 - HEADERS);
+    if !f.prepend(HEADERS) {
+        return false;
+    }
+    let b = f.bytes_mut();
+    b.copy_within(HEADERS..HEADERS + l3, 0);
+    let total = HEADERS + quote;
+    let ip = &mut b[l3..l3 + 20];
+    ip.copy_from_slice(&[
+        0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let c = crate::packet::checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    b[l3 + 20..l3 + 28].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
+    b[l3 + 26..l3 + 28].copy_from_slice(&mtu.to_be_bytes());
+    if !f.set_len(l3 + total) {
+        return false;
+    }
+    let msg = &mut f.bytes_mut()[l3 + 20..];
+    let c = crate::packet::checksum::checksum(msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 fn encapsulate<F: Frame>(
     f: &mut F,
     p: &Parsed,
@@ -2996,6 +3158,126 @@ mod tests {
             &original[14..],
             "inner packet untouched (HAO kept)"
         );
+    }
+
+    /// The test topology with a 1400-octet server side and two DSR
+    /// services for any protocol (IPv6 and IPv4 VIPs, backends of their
+    /// family).
+    fn dsr_mtu_cores() -> Vec<CoreLb> {
+        let config = CONFIG.replace(
+            "role = \"server\"\n",
+            "role = \"server\"\n        mtu = 1400\n",
+        ) + r#"
+        [[service]]
+        name = "dsr-any6"
+        vip = "2001:db8:ffff::82"
+        protocol = "any"
+        forwarding = "dsr"
+        [[service.backend]]
+        address = "2001:db8:1::20"
+        [[service]]
+        name = "dsr-any4"
+        vip = "198.51.100.82"
+        protocol = "any"
+        forwarding = "dsr"
+        [[service.backend]]
+        address = "192.0.2.40"
+        "#;
+        cores_from(&config, 1, true, 64, 1, 1024)
+    }
+
+    #[test]
+    fn dsr_too_big_for_the_server_side_gets_a_packet_too_big() {
+        let mut cs = dsr_mtu_cores();
+        // 40 + 8 + 1252 = 1300 octets: 1340 with the outer header, fits.
+        let fits = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::82",
+            &[],
+            &L4::Udp(4000, 53, vec![0xab; 1252]),
+        );
+        let mut f = TestFrame::new(fits.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+        assert_eq!(f.bytes().len(), fits.len() + 40, "encapsulated");
+        // 1448 octets: 1488 with the outer header, past 1400.
+        let big = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::82",
+            &[],
+            &L4::Udp(4000, 53, vec![0xab; 1400]),
+        );
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(0));
+        let b = f.bytes();
+        assert_eq!(b.len(), 14 + 1280, "the error fills the IPv6 minimum MTU");
+        assert_eq!(&b[6..12], &CLIENT_MAC, "leaves by the client port");
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.protocol, IpProtocol::Icmpv6);
+        assert_eq!(
+            p.src_addr(b),
+            Some("2001:db8:ffff::82".parse().unwrap()),
+            "from the VIP"
+        );
+        assert_eq!(
+            dst_addr(b, &p),
+            Some("2001:db8:c0::5".parse().unwrap()),
+            "to the client"
+        );
+        let icmp = usize::from(p.l4_offset);
+        assert_eq!(&b[icmp..icmp + 2], &[2, 0], "Packet Too Big");
+        assert_eq!(
+            &b[icmp + 4..icmp + 8],
+            &1360u32.to_be_bytes(),
+            "1400 less 40"
+        );
+        assert_eq!(
+            &b[icmp + 8..],
+            &big[14..14 + 1232],
+            "the quote is the packet's start"
+        );
+        icmp_error::testing::assert_checksums(b, false, false);
+        assert_eq!(cs[0].counters.icmp_too_big_sent, 1);
+        assert_eq!(cs[0].counters.sessions_created, 1, "the session stays");
+    }
+
+    #[test]
+    fn dsr_too_big_ipv4_gets_fragmentation_needed_with_df_and_a_drop_without() {
+        let mut cs = dsr_mtu_cores();
+        let mut big = eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.82",
+            &L4::Udp(4000, 53, vec![0xcd; 1400]),
+        );
+        // Without Don't Fragment: the appliance does not fragment.
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::EncapTooBig as usize], 1);
+        // With it: Fragmentation Needed, next-hop MTU 1400 less 20.
+        big[14 + 6] |= 0x40;
+        big[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(&big[14..34]);
+        big[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(0));
+        let b = f.bytes();
+        assert_eq!(b.len(), 14 + 576, "the error fills 576 octets");
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.protocol, IpProtocol::Icmp);
+        assert_eq!(p.src_addr(b), Some("198.51.100.82".parse().unwrap()));
+        assert_eq!(dst_addr(b, &p), Some("203.0.113.9".parse().unwrap()));
+        let icmp = usize::from(p.l4_offset);
+        assert_eq!(&b[icmp..icmp + 2], &[3, 4], "Fragmentation Needed");
+        assert_eq!(&b[icmp + 6..icmp + 8], &1380u16.to_be_bytes());
+        assert_eq!(&b[icmp + 8..], &big[14..14 + 548]);
+        icmp_error::testing::assert_checksums(b, true, false);
+        assert_eq!(cs[0].counters.icmp_too_big_sent, 1);
+        // A packet that fits is encapsulated as before.
+        let mut f = TestFrame::new(eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.82",
+            &L4::Udp(4000, 53, vec![0xcd; 1300]),
+        ));
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
     }
 
     #[test]

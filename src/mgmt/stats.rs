@@ -71,6 +71,9 @@ counters! {
     /// ICMP errors passed on: to clients about full-NAT packets, to
     /// backends about replies (full NAT, DNAT, DSR).
     IcmpErrorsTranslated => "icmp_errors_translated",
+    /// DSR: Packet Too Big / Fragmentation Needed sent to clients whose
+    /// packets would not fit the server side's MTU once encapsulated.
+    IcmpTooBigSent => "icmp_too_big_sent",
     /// Packets forwarded unchanged through `forward_to`.
     RawForwarded => "raw_forwarded",
     /// Packets handed to the core owning their shard.
