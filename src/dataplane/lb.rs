@@ -72,6 +72,8 @@ use crate::dataplane::table::Table;
 use crate::identity::{
     binding_update, identity_key, Identity, IdentityHasher, IdentityKey, IdentityKind, IdentityMode,
 };
+use crate::packet::ipv4::Ipv4Repr;
+use crate::packet::ipv6::Ipv6Repr;
 use crate::packet::rewrite::{set_ipv4_addr, set_ipv6_addr};
 use crate::packet::{
     ipv4, ipv6, DropCounters, IpProtocol, Ipv4Field, Ipv6Field, L3Kind, OuterHeader, ParseConfig,
@@ -1944,8 +1946,7 @@ impl CoreLb {
         backend: IpAddr,
         now: u32,
     ) -> Verdict {
-        let overhead: u16 = if backend.is_ipv4() { 20 } else { 40 };
-        let mtu = topo.server_mtu.saturating_sub(overhead);
+        let mtu = topo.server_mtu.saturating_sub(encap_overhead(backend));
         let vip = topo.services[si].vip;
         let Some(client) = p.src_addr(f.bytes()) else {
             return self.counters.drop(LbDrop::RewriteFailed);
@@ -2597,8 +2598,6 @@ fn rewrite_dst(frame: &mut [u8], p: &Parsed, to: &IpAddr) -> bool {
     }
 }
 
-/// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
-/// and the packet (RFC 2473 / RFC 2003), keeping the L2 header in front.
 /// Ethernet's MTU, the server side's when `ports[].mtu` does not say.
 const DEFAULT_MTU: u16 = 1500;
 
@@ -2606,11 +2605,36 @@ const DEFAULT_MTU: u16 = 1500;
 /// past the server side's MTU.
 #[inline]
 fn dsr_too_big<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) -> bool {
-    let len = usize::from(p.l3_end)
+    l3_len(f, p) + usize::from(encap_overhead(backend)) > usize::from(topo.server_mtu)
+}
+
+/// Octets DSR's outer header adds toward `backend` (RFC 2003, RFC 2473).
+#[inline]
+fn encap_overhead(backend: IpAddr) -> u16 {
+    if backend.is_ipv4() {
+        20
+    } else {
+        40
+    }
+}
+
+/// The network-layer packet's length in `f` (to its summary's end).
+#[inline]
+fn l3_len<F: Frame>(f: &F, p: &Parsed) -> usize {
+    usize::from(p.l3_end)
         .min(f.bytes().len())
-        .saturating_sub(usize::from(p.l3_offset));
-    let overhead = if backend.is_ipv4() { 20 } else { 40 };
-    len + overhead > usize::from(topo.server_mtu)
+        .saturating_sub(usize::from(p.l3_offset))
+}
+
+/// Makes room for `n` octets of new headers between the link-layer header
+/// (the first `l3` octets) and the packet, keeping the link-layer header in
+/// front: the new headers go at `l3..l3 + n`. False without the headroom.
+fn insert_after_l2<F: Frame>(f: &mut F, l3: usize, n: usize) -> bool {
+    if !f.prepend(n) {
+        return false;
+    }
+    f.bytes_mut().copy_within(n..n + l3, 0);
+    true
 }
 
 /// Turns the IPv6 packet of `f` in place into an ICMPv6 Packet Too Big
@@ -2625,23 +2649,24 @@ fn packet_too_big_v6<F: Frame>(
 ) -> bool {
     const HEADERS: usize = 40 + 8;
     let l3 = usize::from(p.l3_offset);
-    let end = usize::from(p.l3_end).min(f.bytes().len());
-    let quote = end.saturating_sub(l3).min(1280 - HEADERS);
-    if !f.prepend(HEADERS) {
+    let quote = l3_len(f, p).min(1280 - HEADERS);
+    if !insert_after_l2(f, l3, HEADERS) {
         return false;
     }
-    let b = f.bytes_mut();
-    b.copy_within(HEADERS..HEADERS + l3, 0);
     let len = 8 + quote;
-    let (ip, rest) = b[l3..].split_at_mut(40);
-    ip[..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    ip[4..6].copy_from_slice(&(len as u16).to_be_bytes());
-    ip[6] = IpProtocol::Icmpv6.into();
-    ip[7] = 64;
-    ip[8..24].copy_from_slice(&src.octets());
-    ip[24..40].copy_from_slice(&dst.octets());
-    rest[..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
-    rest[4..8].copy_from_slice(&mtu.to_be_bytes());
+    let b = f.bytes_mut();
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: len as u16,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut b[l3..l3 + 40]);
+    b[l3 + 40..l3 + 48].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+    b[l3 + 44..l3 + 48].copy_from_slice(&mtu.to_be_bytes());
     if !f.set_len(l3 + 40 + len) {
         return false;
     }
@@ -2665,23 +2690,23 @@ fn fragmentation_needed_v4<F: Frame>(
 ) -> bool {
     const HEADERS: usize = 20 + 8;
     let l3 = usize::from(p.l3_offset);
-    let end = usize::from(p.l3_end).min(f.bytes().len());
-    let quote = end.saturating_sub(l3).min(576 - HEADERS);
-    if !f.prepend(HEADERS) {
+    let quote = l3_len(f, p).min(576 - HEADERS);
+    if !insert_after_l2(f, l3, HEADERS) {
         return false;
     }
-    let b = f.bytes_mut();
-    b.copy_within(HEADERS..HEADERS + l3, 0);
     let total = HEADERS + quote;
-    let ip = &mut b[l3..l3 + 20];
-    ip.copy_from_slice(&[
-        0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ]);
-    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    let c = crate::packet::checksum::checksum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let b = f.bytes_mut();
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Icmp,
+        payload_len: (total - 20) as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: false,
+    }
+    .emit(&mut b[l3..l3 + 20]);
     b[l3 + 20..l3 + 28].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
     b[l3 + 26..l3 + 28].copy_from_slice(&mtu.to_be_bytes());
     if !f.set_len(l3 + total) {
@@ -2693,6 +2718,8 @@ fn fragmentation_needed_v4<F: Frame>(
     true
 }
 
+/// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
+/// and the packet (RFC 2473 / RFC 2003), keeping the L2 header in front.
 fn encapsulate<F: Frame>(
     f: &mut F,
     p: &Parsed,
@@ -2700,8 +2727,7 @@ fn encapsulate<F: Frame>(
     backend: IpAddr,
 ) -> Result<(), LbDrop> {
     let l2 = usize::from(p.l3_offset);
-    let end = usize::from(p.l3_end).min(f.bytes().len());
-    let inner_len = u16::try_from(end.saturating_sub(l2)).map_err(|_| LbDrop::RewriteFailed)?;
+    let inner_len = u16::try_from(l3_len(f, p)).map_err(|_| LbDrop::RewriteFailed)?;
     let outer = match backend {
         IpAddr::V4(dst) => OuterHeader::V4 {
             src: topo.encap_src4.ok_or(LbDrop::NoRoute)?,
@@ -2715,11 +2741,10 @@ fn encapsulate<F: Frame>(
         },
     };
     let n = outer.len();
-    if !f.prepend(n) {
+    if !insert_after_l2(f, l2, n) {
         return Err(LbDrop::EncapNoHeadroom);
     }
     let b = f.bytes_mut();
-    b.copy_within(n..n + l2, 0);
     let ethertype: u16 = if backend.is_ipv4() { 0x0800 } else { 0x86dd };
     b[l2 - 2..l2].copy_from_slice(&ethertype.to_be_bytes());
     outer
