@@ -881,10 +881,6 @@ pub struct Prefetched {
     hash: Option<(u16, u64)>,
 }
 
-/// Live sessions from which a worker prefetches each burst's session
-/// slots: 64 Ki sessions are about 3.5 MiB of table, past what the caches
-/// of one core hold.
-pub const PREFETCH_MIN_SESSIONS: usize = 64 * 1024;
 
 /// Key of the session table: one identity per service, packed into 20
 /// bytes with alignment 2 (`Identity` itself is 24 bytes with alignment 8),
@@ -1493,14 +1489,6 @@ impl CoreLb {
         } else {
             self.counters.alias_outbox_full += 1;
         }
-    }
-
-    /// Whether [`CoreLb::prefetch`] pays: the session table has outgrown
-    /// the caches (below that, a second parse per packet costs more than
-    /// the misses it hides).
-    #[inline]
-    pub fn wants_prefetch(&self) -> bool {
-        self.sessions.len() >= PREFETCH_MIN_SESSIONS
     }
 
     /// First pass over an RX burst: finds the session slot a client packet

@@ -458,18 +458,16 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             received += n;
             d.counters.add(Counter::RxPackets, n as u64);
-            if d.lb.wants_prefetch() {
-                for (m, pre) in rx_burst.as_slice().iter().zip(prefetched.iter_mut()) {
-                    *pre = d.lb.prefetch(&topo, m.bytes(), binding.port);
-                }
-                d.lb.prefetch_entries();
-                for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
-                    d.packet(&topo, m, binding.port, now, false, Some(pre), &mut tx);
-                }
-            } else {
-                for m in rx_burst.drain() {
-                    d.packet(&topo, m, binding.port, now, false, None, &mut tx);
-                }
+            // Every burst, whatever the table's size: the prefetch pass's
+            // parse and hash are reused, so it costs little, and even a
+            // table of a thousand sessions does not stay in the caches
+            // (the mbufs and the memif rings cycle through them).
+            for (m, pre) in rx_burst.as_slice().iter().zip(prefetched.iter_mut()) {
+                *pre = d.lb.prefetch(&topo, m.bytes(), binding.port);
+            }
+            d.lb.prefetch_entries();
+            for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
+                d.packet(&topo, m, binding.port, now, false, Some(pre), &mut tx);
             }
         }
         d.push_handoffs(&handoff_out);
