@@ -881,7 +881,6 @@ pub struct Prefetched {
     hash: Option<(u16, u64)>,
 }
 
-
 /// Key of the session table: one identity per service, packed into 20
 /// bytes with alignment 2 (`Identity` itself is 24 bytes with alignment 8),
 /// which keeps a table slot within the 64-byte-per-session budget.
