@@ -871,14 +871,28 @@ impl Topology {
     }
 }
 
-/// What [`CoreLb::prefetch`] learnt of a packet: its parse (when `valid`)
-/// and, for a packet to a service whose identity no alias can rewrite, the
-/// service slot and the identity's hash.
+/// What [`CoreLb::prefetch`] learnt of a packet: its parse (when `valid`),
+/// the service it is addressed to (when the client side's service match
+/// was done), and, for a packet to a service whose identity no alias can
+/// rewrite, the service slot and the identity's hash.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prefetched {
     parsed: Parsed,
     valid: bool,
+    service: ServiceMatch,
     hash: Option<(u16, u64)>,
+}
+
+/// The prefetch pass's service match of a client-side packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ServiceMatch {
+    /// Not looked up (server side, or no destination address).
+    #[default]
+    NotDone,
+    /// Addressed to no service.
+    NoService,
+    /// This service's index.
+    Service(u16),
 }
 
 /// Key of the session table: one identity per service, packed into 20
@@ -1513,8 +1527,11 @@ impl CoreLb {
         let dport = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some(p.dst_port);
         let Some(si) = topo.match_service(dst, p.protocol, dport) else {
+            pre.service = ServiceMatch::NoService;
             return pre;
         };
+        // Services are few (u16 indices in the topology).
+        pre.service = ServiceMatch::Service(si as u16);
         let Some((identity, hash)) = self.hasher.identify(frame, p, topo.services[si].mode) else {
             return pre;
         };
@@ -1645,12 +1662,14 @@ impl CoreLb {
             p
         };
         let frame = f.bytes();
-        let (src, dst) = match p.l3 {
-            L3Kind::Ipv4 | L3Kind::Ipv6 => match (p.src_addr(frame), dst_addr(frame, &p)) {
-                (Some(s), Some(d)) => (s, d),
-                _ => return self.counters.drop(LbDrop::RewriteFailed),
-            },
-            _ => return self.neighbor_control(f, &p, topo, in_port, now),
+        if !matches!(p.l3, L3Kind::Ipv4 | L3Kind::Ipv6) {
+            return self.neighbor_control(f, &p, topo, in_port, now);
+        }
+        // Both addresses lie inside the header the parser checked, so these
+        // fail only if the parse came from another frame. They are read
+        // where a branch needs them: the established client path does not.
+        let Some(dst) = dst_addr(frame, &p) else {
+            return self.counters.drop(LbDrop::RewriteFailed);
         };
         if is_neighbor_discovery(&p, frame) {
             return self.neighbor_control(f, &p, topo, in_port, now);
@@ -1686,8 +1705,16 @@ impl CoreLb {
             }
         }
         if role != PortRole::Server {
-            let dst_bits = dst_bits(frame, &p).unwrap_or(AddrBits(false, 0));
-            if let Some(si) = topo.match_service(dst_bits, p.protocol, ports.map(|x| x.1)) {
+            // The prefetch pass matched this very frame in this topology.
+            let service = match pre.service {
+                ServiceMatch::Service(si) => Some(usize::from(si)),
+                ServiceMatch::NoService => None,
+                ServiceMatch::NotDone => {
+                    let dst_bits = dst_bits(frame, &p).unwrap_or(AddrBits(false, 0));
+                    topo.match_service(dst_bits, p.protocol, ports.map(|x| x.1))
+                }
+            };
+            if let Some(si) = service {
                 // The prefetch pass's hash, if it hashed this service's
                 // identity of this very frame.
                 let hint = match pre.hash {
@@ -1698,6 +1725,9 @@ impl CoreLb {
             }
         }
         if role != PortRole::Client {
+            let Some(src) = p.src_addr(f.bytes()) else {
+                return self.counters.drop(LbDrop::RewriteFailed);
+            };
             if let Some(local) = topo.fnat_local(dst) {
                 if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now, handed_off) {
                     return v;

@@ -14,7 +14,7 @@
 //! a first fragment covers the whole datagram but is linear, so the
 //! incremental update is still right.
 
-use super::checksum::{update16, update_bytes};
+use super::checksum::{update16, update_words};
 use super::ipv4::Ipv4Repr;
 use super::ipv6::Ipv6Repr;
 use super::parse::{L3Kind, Parsed};
@@ -89,7 +89,12 @@ fn l4_checksum(p: &Parsed) -> Option<(usize, bool)> {
 }
 
 #[inline]
-fn fix_l4(frame: &mut [u8], p: &Parsed, old: &[u8], new: &[u8]) -> Result<(), RewriteError> {
+fn fix_l4<const N: usize>(
+    frame: &mut [u8],
+    p: &Parsed,
+    old: &[u8; N],
+    new: &[u8; N],
+) -> Result<(), RewriteError> {
     let Some((c, udp)) = l4_checksum(p) else {
         return Ok(());
     };
@@ -100,7 +105,7 @@ fn fix_l4(frame: &mut [u8], p: &Parsed, old: &[u8], new: &[u8]) -> Result<(), Re
     if udp && cur == 0 && p.l3 == L3Kind::Ipv4 {
         return Ok(());
     }
-    let mut v = update_bytes(cur, old, new);
+    let mut v = update_words(cur, old, new);
     if udp && v == 0 {
         v = 0xffff;
     }
@@ -132,7 +137,7 @@ pub fn set_ipv4_addr(
     let new = new.octets();
     frame[off..off + 4].copy_from_slice(&new);
     let c = l3 + ipv4::CHECKSUM_OFFSET;
-    let hc = update_bytes(be16(frame, c), &old, &new);
+    let hc = update_words(be16(frame, c), &old, &new);
     frame[c..c + 2].copy_from_slice(&hc.to_be_bytes());
     fix_l4(frame, p, &old, &new)
 }

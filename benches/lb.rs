@@ -1,0 +1,326 @@
+//! ns/packet for one worker's load-balancing decision, without DPDK: the
+//! worker loop's two passes ([`CoreLb::prefetch`], then
+//! [`CoreLb::process_prefetched`]) over bursts of 32 in-memory frames, with
+//! the bench script's DUT services (DNAT to static neighbours). Each packet
+//! is first copied from its pristine image, as a memif RX copies it into an
+//! mbuf; `copy_only` measures that copy alone. Run with
+//! `cargo bench --bench lb -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! This isolates roamlb's own per-packet work from the PMD's: the end-to-end
+//! figures (`scripts/bench.sh`) add memif's RX and TX copies and the rings.
+#![forbid(unsafe_code)]
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use roamlb::config::Config;
+use roamlb::dataplane::buckets::BucketMap;
+use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, Verdict};
+use roamlb::identity::IdentityHasher;
+use roamlb::packet::build::{self, Ext, L4};
+use std::hint::black_box;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+/// The bench script's DUT services and neighbours (`scripts/bench.sh`).
+const CONFIG: &str = r#"
+[workers]
+lcores = [1]
+[[ports]]
+name = "client"
+device = "net_null0"
+role = "client"
+[[ports]]
+name = "server"
+device = "net_null1"
+role = "server"
+addresses = ["2001:db8:1::1/64", "192.0.2.1/24"]
+[[service]]
+name = "mobile6"
+vip = "2001:db8:ffff::80"
+protocol = "any"
+identity = "slaac"
+session_lifetime = "10s"
+backend = [{ address = "2001:db8:1::10" }, { address = "2001:db8:1::11" }, { address = "2001:db8:1::12" }, { address = "2001:db8:1::13" }]
+[[service]]
+name = "web4"
+vip = "198.51.100.80"
+protocol = "any"
+session_lifetime = "10s"
+backend = [{ address = "192.0.2.30" }, { address = "192.0.2.31" }]
+[[neighbor]]
+address = "2001:db8:1::10"
+mac = "02:00:00:00:10:10"
+port = "server"
+[[neighbor]]
+address = "2001:db8:1::11"
+mac = "02:00:00:00:10:11"
+port = "server"
+[[neighbor]]
+address = "2001:db8:1::12"
+mac = "02:00:00:00:10:12"
+port = "server"
+[[neighbor]]
+address = "2001:db8:1::13"
+mac = "02:00:00:00:10:13"
+port = "server"
+[[neighbor]]
+address = "192.0.2.30"
+mac = "02:00:00:00:10:30"
+port = "server"
+[[neighbor]]
+address = "192.0.2.31"
+mac = "02:00:00:00:10:31"
+port = "server"
+"#;
+
+const BURST: usize = 32;
+/// Headroom in front of each frame, as an mbuf has (128 octets).
+const HEADROOM: usize = 128;
+
+/// A frame in a fixed buffer with mbuf-like headroom.
+struct BenchFrame {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl BenchFrame {
+    fn new() -> Self {
+        BenchFrame {
+            buf: vec![0; 2048],
+            start: HEADROOM,
+            end: HEADROOM,
+        }
+    }
+
+    /// Replaces the contents with `image` (the RX copy).
+    #[inline]
+    fn load(&mut self, image: &[u8]) {
+        self.start = HEADROOM;
+        self.end = HEADROOM + image.len();
+        self.buf[self.start..self.end].copy_from_slice(image);
+    }
+}
+
+impl Frame for BenchFrame {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        if self.start + len > self.buf.len() {
+            return false;
+        }
+        self.end = self.start + len;
+        true
+    }
+    fn scratch(&self) -> &[u8] {
+        &self.buf[..self.start]
+    }
+    fn scratch_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.start]
+    }
+}
+
+fn core(sessions: usize) -> (Arc<Topology>, CoreLb) {
+    let cfg = Config::from_toml(CONFIG, "bench").expect("config");
+    let macs = [[2, 0xc, 0, 0, 0, 1], [2, 5, 0, 0, 0, 1]];
+    let topo = Arc::new(Topology::from_config(&cfg, &macs, false).expect("topology"));
+    let mut map = BucketMap::new(4096, 0).expect("buckets");
+    map.assign_cores(0, 1, |_| true).expect("assign");
+    let sizing = CoreSizing {
+        sessions,
+        aliases: 1024,
+        notify_guard: 1024,
+        wall_base_ms: 0,
+        neighbors: 1024,
+        neighbor_hold: 64,
+        extension_header_limit: 8,
+        connections: 1024,
+        workers: 1,
+    };
+    let hasher = IdentityHasher::new(*b"0123456789abcdef");
+    let lb = CoreLb::new(topo.clone(), 0, Arc::new(map), hasher, sizing).expect("core");
+    (topo, lb)
+}
+
+/// `n` clients' frames of one shape.
+fn clients(shape: &str, n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let hi = (i >> 16) as u16;
+            let lo = i as u16;
+            match shape {
+                "hao" => {
+                    let home = Ipv6Addr::new(0x2001, 0xdb8, 0x40, 0, 0, 0, hi, lo);
+                    let coa = Ipv6Addr::new(0x2001, 0xdb8, 0xc0a, 0, 0, 0, hi, lo);
+                    build::ethernet(
+                        roamlb::packet::ethernet::EtherType::Ipv6,
+                        &[],
+                        &build::ipv6(
+                            coa,
+                            "2001:db8:ffff::80".parse().unwrap(),
+                            &[Ext::Hao(home)],
+                            &L4::Udp(5000, 80, vec![0; 8]),
+                        ),
+                    )
+                }
+                "ipv6" => {
+                    let src = Ipv6Addr::new(0x2001, 0xdb8, 0xc0a, hi, 0, 0, 0, lo);
+                    build::ethernet(
+                        roamlb::packet::ethernet::EtherType::Ipv6,
+                        &[],
+                        &build::ipv6(
+                            src,
+                            "2001:db8:ffff::80".parse().unwrap(),
+                            &[],
+                            &L4::Udp(5000, 80, vec![0; 2]),
+                        ),
+                    )
+                }
+                _ => {
+                    let src = Ipv4Addr::from(0x0a00_0000 | i);
+                    build::ethernet(
+                        roamlb::packet::ethernet::EtherType::Ipv4,
+                        &[],
+                        &build::ipv4(
+                            src,
+                            Ipv4Addr::new(198, 51, 100, 80),
+                            &L4::Udp(5000, 80, vec![0; 18]),
+                        ),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+/// One burst the way the worker runs it; returns the packets transmitted.
+#[inline]
+fn burst(
+    topo: &Topology,
+    lb: &mut CoreLb,
+    frames: &mut [BenchFrame],
+    images: &[Vec<u8>],
+    pre: &mut [Prefetched],
+    now: u32,
+) -> usize {
+    for (f, image) in frames.iter_mut().zip(images) {
+        f.load(image);
+    }
+    for (f, p) in frames.iter().zip(pre.iter_mut()) {
+        *p = lb.prefetch(topo, f.bytes(), 0);
+    }
+    lb.prefetch_entries();
+    let mut sent = 0;
+    for (f, p) in frames.iter_mut().zip(pre.iter()) {
+        if let Verdict::Transmit(_) = lb.process_prefetched(topo, f, 0, now, p) {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// A worker whose sessions for every client are established.
+struct Established {
+    topo: Arc<Topology>,
+    lb: CoreLb,
+    images: Vec<Vec<u8>>,
+    frames: Vec<BenchFrame>,
+    pre: Vec<Prefetched>,
+    at: usize,
+}
+
+impl Established {
+    fn new(shape: &str, n: u32, room: usize) -> Self {
+        let images = clients(shape, n);
+        let (topo, mut lb) = core(room);
+        let mut frames: Vec<BenchFrame> = (0..BURST).map(|_| BenchFrame::new()).collect();
+        let mut pre = vec![Prefetched::default(); BURST];
+        for chunk in images.chunks(BURST) {
+            let k = chunk.len();
+            let sent = burst(&topo, &mut lb, &mut frames[..k], chunk, &mut pre[..k], 1);
+            assert_eq!(sent, k, "{shape}: every client is forwarded");
+        }
+        assert_eq!(lb.sessions(), n as usize);
+        Established {
+            topo,
+            lb,
+            images,
+            frames,
+            pre,
+            at: 0,
+        }
+    }
+
+    /// The next burst's images, cycling through the clients.
+    fn next_chunk(&mut self) -> std::ops::Range<usize> {
+        let r = self.at..self.at + BURST;
+        self.at = (self.at + BURST) % (self.images.len() - self.images.len() % BURST);
+        r
+    }
+}
+
+fn lb_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lb");
+    g.throughput(Throughput::Elements(BURST as u64));
+    // The bench script's DUT has room for 4M sessions per worker; the
+    // 2048-session table shows what the big table's TLB misses cost.
+    let cases: [(&str, u32, usize); 5] = [
+        ("hao", 1_000, 4 << 20),
+        ("hao", 1_000, 2048),
+        ("ipv6", 1_000, 4 << 20),
+        ("ipv4", 1_000, 4 << 20),
+        ("hao", 1_000_000, 4 << 20),
+    ];
+    for (shape, n, room) in cases {
+        let label = format!(
+            "established_{shape}_{}_of_{}",
+            if n >= 1_000_000 { "1m" } else { "1k" },
+            if room >= 1 << 20 {
+                format!("{}m", room >> 20)
+            } else {
+                format!("{room}")
+            }
+        );
+        // Built on first use, so a filtered run sets up only its case.
+        let mut state: Option<Established> = None;
+        g.bench_function(label, |b| {
+            let s = state.get_or_insert_with(|| Established::new(shape, n, room));
+            b.iter(|| {
+                let r = s.next_chunk();
+                black_box(burst(
+                    &s.topo,
+                    &mut s.lb,
+                    &mut s.frames,
+                    &s.images[r],
+                    &mut s.pre,
+                    2,
+                ))
+            })
+        });
+    }
+    let mut state: Option<Established> = None;
+    g.bench_function("copy_only_hao", |b| {
+        let s = state.get_or_insert_with(|| Established::new("hao", 1_000, 2048));
+        b.iter(|| {
+            let r = s.next_chunk();
+            for (f, image) in s.frames.iter_mut().zip(&s.images[r]) {
+                f.load(image);
+            }
+            black_box(s.frames[BURST - 1].bytes()[20])
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lb_benches);
+criterion_main!(benches);
