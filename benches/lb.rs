@@ -146,6 +146,8 @@ fn core(sessions: usize) -> (Arc<Topology>, CoreLb) {
         extension_header_limit: 8,
         connections: 1024,
         workers: 1,
+        icmp_errors_per_second: 1000,
+        icmp_translated_per_second: 0,
     };
     let hasher = IdentityHasher::new(*b"0123456789abcdef");
     let lb = CoreLb::new(topo.clone(), 0, Arc::new(map), hasher, sizing).expect("core");

@@ -186,6 +186,16 @@ address = "192.0.2.50"
 }
 
 fn replay(dir: &Path, args: &[&str], files: &[&Path]) -> serde_json::Value {
+    replay_with(dir, args, files, &[])
+}
+
+/// [`replay`] with `ROAMLB_*` configuration overrides in the environment.
+fn replay_with(
+    dir: &Path,
+    args: &[&str],
+    files: &[&Path],
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     let cfg_path = dir.join("roamlb.toml");
     std::fs::write(&cfg_path, config()).unwrap();
     let mut c = Command::new("timeout");
@@ -197,6 +207,7 @@ fn replay(dir: &Path, args: &[&str], files: &[&Path]) -> serde_json::Value {
         "--config",
     ])
     .arg(&cfg_path);
+    c.envs(env.iter().copied());
     for (a, f) in args.iter().zip(files) {
         c.arg(a).arg(f);
     }
@@ -1087,4 +1098,53 @@ fn dsr_too_big_for_the_server_side_gets_packet_too_big_or_fragmentation_needed()
         None => eprintln!("tshark not installed here (scripts/setup.sh installs it): dissection check skipped"),
     }
     check_tshark("DSR to the backends", &out, 2);
+}
+
+/// Twelve clients whose packets are too big for the server side once
+/// encapsulated, with the appliance's Packet Too Big rate set to 2 a second
+/// (1 per worker): the errors sent and the drops over the limit account for
+/// every packet, and at most one error per worker per second of the replay
+/// (two at most, it takes well under a second) leaves.
+#[test]
+fn dsr_packet_too_big_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("clients.pcap");
+    python(
+        r#"
+import sys
+from scapy.all import Ether, IPv6, UDP, Raw, wrpcap
+E = dict(src="02:0c:00:00:00:09", dst="02:0c:00:00:00:01")
+wrpcap(sys.argv[1], [
+    Ether(**E)/IPv6(src="2001:db8:c0::%x" % (i + 1), dst="2001:db8:ffff::a0")/UDP(sport=5000 + i, dport=9)/Raw(b"B" * 1452)
+    for i in range(12)
+])
+"#,
+        &[&input],
+    );
+    let back = d.join("clients-out.pcap");
+    let out = d.join("server.pcap");
+    let r = replay_with(
+        d,
+        &["--in", "--out-server", "--out-client"],
+        &[&input, &out, &back],
+        &[("ROAMLB_DATAPLANE__ICMP_ERRORS_PER_SECOND", "2")],
+    );
+    let sent = r["totals"]["icmp_too_big_sent"].as_u64().unwrap();
+    let limited = r["drops"]["icmp_rate_limited"].as_u64().unwrap();
+    assert_eq!(sent + limited, 12, "every packet accounted for: {r}");
+    assert!(
+        (1..=4).contains(&sent),
+        "at most 1 per worker per second: {r}"
+    );
+    assert_eq!(r["totals"]["to_backend"], 0u64, "{r}");
+    let in_capture = python(
+        "import sys\nfrom scapy.all import rdpcap\nfrom scapy.layers.inet6 import ICMPv6PacketTooBig\nprint(sum(ICMPv6PacketTooBig in p for p in rdpcap(sys.argv[1])))",
+        &[&back],
+    );
+    assert_eq!(
+        in_capture.trim(),
+        sent.to_string(),
+        "Packet Too Big frames in the client-side capture"
+    );
 }

@@ -172,6 +172,13 @@ pub struct DataplaneConfig {
     /// Key of the identity hash, 32 hex digits; cluster members must share
     /// it. Absent: a random key per start (a single appliance).
     pub hash_key: Option<String>,
+    /// ICMP errors the appliance originates per second (DSR's Packet Too
+    /// Big and Fragmentation Needed), split evenly over the workers; 1 to
+    /// 10,000,000 (RFC 4443 §2.4 (f): the rate must be limited).
+    pub icmp_errors_per_second: u32,
+    /// ICMP errors it translates and passes on per second (between clients
+    /// and backends, one for one), split over the workers; 0: no limit.
+    pub icmp_translated_per_second: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -185,6 +192,8 @@ impl Default for DataplaneConfig {
             extension_header_limit: 8,
             neighbor_hold: crate::dataplane::hold::HOLD_DEFAULT as u32,
             hash_key: None,
+            icmp_errors_per_second: 1000,
+            icmp_translated_per_second: 0,
         }
     }
 }
@@ -315,6 +324,18 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
             "dataplane.neighbor_hold: {} is out of range (0 to {})",
             d.neighbor_hold,
             crate::dataplane::hold::HOLD_MAX
+        ));
+    }
+    if !(1..=10_000_000).contains(&d.icmp_errors_per_second) {
+        errs.push(format!(
+            "dataplane.icmp_errors_per_second: {} is out of range (1 to 10000000; the rate of errors the appliance originates must be limited, RFC 4443 section 2.4)",
+            d.icmp_errors_per_second
+        ));
+    }
+    if d.icmp_translated_per_second > 10_000_000 {
+        errs.push(format!(
+            "dataplane.icmp_translated_per_second: {} is out of range (0 = no limit, up to 10000000)",
+            d.icmp_translated_per_second
         ));
     }
     if let Some(k) = &d.hash_key {

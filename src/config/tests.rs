@@ -145,6 +145,11 @@ fn services_load() {
     assert_eq!(c.ports[1].role, PortRole::Server);
     assert_eq!(c.dataplane.buckets, 1024);
     assert_eq!(c.dataplane.neighbor_hold, 16);
+    assert_eq!(c.dataplane.icmp_errors_per_second, 1000, "default");
+    assert_eq!(
+        c.dataplane.icmp_translated_per_second, 0,
+        "default: no limit"
+    );
 }
 
 #[test]
@@ -155,6 +160,8 @@ fn bad_services_name_their_keys() {
             "ports[0].gateways[0]: 203.0.113.1 is not inside any of the port's addresses' prefixes",
             "dataplane.buckets: 1000 must be a power of two from 64 to 65536",
             "dataplane.neighbor_hold: 5000 is out of range (0 to 4096)",
+            "dataplane.icmp_errors_per_second: 0 is out of range (1 to 10000000; the rate of errors the appliance originates must be limited, RFC 4443 section 2.4)",
+            "dataplane.icmp_translated_per_second: 20000000 is out of range (0 = no limit, up to 10000000)",
             "dataplane.hash_key: must be 32 hex digits (128 bits)",
             "neighbor[0].port: no port is named \"nowhere\"",
             "service[0].session_lifetime: 0s is out of range (1s to 7days)",

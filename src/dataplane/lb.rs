@@ -67,6 +67,7 @@ use crate::dataplane::fnat::{
 use crate::dataplane::icmp_error;
 use crate::dataplane::neighbor::{self, NdKind};
 use crate::dataplane::notify::{self, NotifyCounters, NotifyKey, ReplayGuard};
+use crate::dataplane::ratelimit::WindowLimit;
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{
@@ -219,6 +220,12 @@ lb_drops! {
     /// `fnat_no_connection` so that such errors do not hide among late
     /// replies.
     IcmpErrorNoConnection => "icmp_error_no_connection",
+    /// An ICMP error the appliance would have sent or passed on, over the
+    /// worker's share of `dataplane.icmp_errors_per_second` (errors it
+    /// originates: the packet too big for DSR is dropped without its Packet
+    /// Too Big or Fragmentation Needed) or of
+    /// `dataplane.icmp_translated_per_second` (errors it translates).
+    IcmpRateLimited => "icmp_rate_limited",
 }
 
 /// What to do with a packet.
@@ -1023,6 +1030,11 @@ pub struct CoreSizing {
     pub connections: usize,
     /// Number of workers (full-NAT local port ranges are split by it).
     pub workers: u8,
+    /// ICMP errors this core originates per second (its share of
+    /// `dataplane.icmp_errors_per_second`); 0: no limit.
+    pub icmp_errors_per_second: u32,
+    /// ICMP errors this core translates per second; 0: no limit.
+    pub icmp_translated_per_second: u32,
 }
 
 /// Backends a per-core scheduler has room for: the set's size with room to
@@ -1075,6 +1087,11 @@ pub struct CoreLb {
     /// Full-NAT connections, when a service uses full NAT.
     fnat: Option<FnatTable>,
     workers: u8,
+    /// ICMP errors this core originates (DSR's Packet Too Big and
+    /// Fragmentation Needed), per second.
+    icmp_originated: WindowLimit,
+    /// ICMP errors this core translates, per second.
+    icmp_translated: WindowLimit,
     /// Counters, read and published by the worker loop.
     pub counters: LbCounters,
 }
@@ -1146,6 +1163,8 @@ impl CoreLb {
                 )?)
             },
             workers: sizing.workers.max(1),
+            icmp_originated: WindowLimit::new(sizing.icmp_errors_per_second),
+            icmp_translated: WindowLimit::new(sizing.icmp_translated_per_second),
             topo,
         })
     }
@@ -1965,6 +1984,16 @@ impl CoreLb {
     ) -> Verdict {
         let mtu = topo.server_mtu.saturating_sub(encap_overhead(backend));
         let vip = topo.services[si].vip;
+        let ipv4_without_df = p.l3 == L3Kind::Ipv4
+            && f.bytes()
+                .get(usize::from(p.l3_offset) + 6)
+                .is_some_and(|b| b & 0x40 == 0);
+        if ipv4_without_df {
+            return self.counters.drop(LbDrop::EncapTooBig);
+        }
+        if !self.icmp_originated.allow(now) {
+            return self.counters.drop(LbDrop::IcmpRateLimited);
+        }
         let Some(client) = p.src_addr(f.bytes()) else {
             return self.counters.drop(LbDrop::RewriteFailed);
         };
@@ -1974,13 +2003,6 @@ impl CoreLb {
                 packet_too_big_v6(f, p, v, c, u32::from(mtu.max(1280)))
             }
             (IpAddr::V4(v), IpAddr::V4(c)) if p.l3 == L3Kind::Ipv4 => {
-                let df = f
-                    .bytes()
-                    .get(usize::from(p.l3_offset) + 6)
-                    .is_some_and(|b| b & 0x40 != 0);
-                if !df {
-                    return self.counters.drop(LbDrop::EncapTooBig);
-                }
                 fragmentation_needed_v4(f, p, v, c, mtu)
             }
             _ => false,
@@ -2172,6 +2194,9 @@ impl CoreLb {
         let Some(svc) = topo.services.get(usize::from(key.service())) else {
             return self.counters.drop(LbDrop::IcmpErrorNoConnection);
         };
+        if !self.icmp_translated.allow(now) {
+            return self.counters.drop(LbDrop::IcmpRateLimited);
+        }
         let client = c.client();
         let home = match (c.home_option(), key.session().identity()) {
             (true, Identity::HomeAddress(h)) => Some(h),
@@ -2262,6 +2287,9 @@ impl CoreLb {
         let si = topo.reverse_service(q.dst(frame), q.protocol(), Some(bport))?;
         let vip = topo.services[si].vip;
         let to = dst_addr(frame, p)?;
+        if !self.icmp_translated.allow(now) {
+            return Some(self.counters.drop(LbDrop::IcmpRateLimited));
+        }
         if !icmp_error::rewrite(f.bytes_mut(), &q, client, cport, vip, bport) {
             return Some(self.counters.drop(LbDrop::RewriteFailed));
         }
@@ -2338,10 +2366,15 @@ impl CoreLb {
             return self.counters.drop(LbDrop::IcmpErrorNoSession);
         };
         let out = topo.server_port;
+        // The limit applies to errors that passed every check, so that
+        // forged ones cannot use up the real ones' share.
         if svc.forwarding == ForwardingMode::Dsr {
             // The backend holds the VIP and sent the reply from it: the
             // error is about its own packet as it is, so it travels
             // encapsulated, untouched, like the client's packets.
+            if !self.icmp_translated.allow(now) {
+                return self.counters.drop(LbDrop::IcmpRateLimited);
+            }
             if let Err(reason) = encapsulate(f, p, topo, baddr) {
                 return self.counters.drop(reason);
             }
@@ -2366,6 +2399,9 @@ impl CoreLb {
             let Some(&local) = topo.fnat_locals.get(li) else {
                 return self.counters.drop(LbDrop::RewriteFailed);
             };
+            if !self.icmp_translated.allow(now) {
+                return self.counters.drop(LbDrop::IcmpRateLimited);
+            }
             // A reply quoted with a type 2 Routing header got it here: the
             // backend sent 24 octets less than what met the smaller MTU,
             // and must leave room for them (RFC 8201 still keeps it at
@@ -2380,6 +2416,9 @@ impl CoreLb {
                 && icmp_error::lower_mtu(f.bytes_mut(), q, added);
             (ok, Some(local), conn_backend)
         } else {
+            if !self.icmp_translated.allow(now) {
+                return self.counters.drop(LbDrop::IcmpRateLimited);
+            }
             let ok = icmp_error::rewrite(f.bytes_mut(), q, baddr, vport, client, cport);
             (ok, None, baddr)
         };
@@ -2900,6 +2939,8 @@ mod tests {
             extension_header_limit: 8,
             connections,
             workers,
+            icmp_errors_per_second: 1000,
+            icmp_translated_per_second: 0,
         };
         (0..n)
             .map(|i| {
@@ -3320,6 +3361,105 @@ mod tests {
             &L4::Udp(4000, 53, vec![0xcd; 1300]),
         ));
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+    }
+
+    /// The worker's share of `dataplane.icmp_errors_per_second` bounds the
+    /// Packet Too Big messages it originates in each second; the packets
+    /// over it are dropped without one, and the next second starts afresh.
+    #[test]
+    fn originated_icmp_errors_are_rate_limited() {
+        let mut cs = dsr_mtu_cores();
+        cs[0].icmp_originated = WindowLimit::new(2);
+        let big = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::82",
+            &[],
+            &L4::Udp(4000, 53, vec![0xab; 1400]),
+        );
+        let verdicts: Vec<Verdict> = (0..5)
+            .map(|_| cs[0].process(&mut TestFrame::new(big.clone()), 0, 7, false))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Transmit(0),
+                Verdict::Transmit(0),
+                Verdict::Drop,
+                Verdict::Drop,
+                Verdict::Drop
+            ]
+        );
+        assert_eq!(cs[0].counters.icmp_too_big_sent, 2);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::IcmpRateLimited as usize], 3);
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Transmit(0));
+        assert_eq!(cs[0].counters.icmp_too_big_sent, 3, "a new second");
+        // Packets that fit are not limited, nor is IPv4 without DF counted
+        // against the limit (it is dropped as before, with no error).
+        let fits = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::82",
+            &[],
+            &L4::Udp(4000, 53, vec![0xab; 100]),
+        );
+        for _ in 0..5 {
+            let mut f = TestFrame::new(fits.clone());
+            assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Transmit(1));
+        }
+        let no_df = eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.82",
+            &L4::Udp(4000, 53, vec![0xcd; 1400]),
+        );
+        let mut f = TestFrame::new(no_df);
+        assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Drop);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::EncapTooBig as usize], 1);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::IcmpRateLimited as usize], 3);
+    }
+
+    /// `dataplane.icmp_translated_per_second` bounds the errors passed on;
+    /// an error that fails its checks does not use up the share.
+    #[test]
+    fn translated_icmp_errors_are_rate_limited() {
+        use crate::dataplane::icmp_error::testing;
+        let mut cs = cores(1, true);
+        cs[0].icmp_translated = WindowLimit::new(1);
+        let client = "2001:db8:c0::9";
+        let mut f = TestFrame::new(eth_ipv6(
+            client,
+            "2001:db8:ffff::80",
+            &[],
+            &L4::Udp(40001, 80, vec![4; 21]),
+        ));
+        assert_eq!(run(&mut cs, &mut f, 0, 0), Verdict::Transmit(1));
+        let sent = f.bytes()[14..].to_vec();
+        // From a router on the server side (an error from the backend
+        // itself would also pass as its reply).
+        let router = "2001:db8:1::fe";
+        let error = testing::error_frame(false, 1, router, client, &sent, usize::MAX);
+        // One about a packet to an address no service has as a backend: not
+        // translated, and not counted against the limit.
+        let mut other = sent.clone();
+        other[24..40].copy_from_slice(&addr6("2001:db8:1::99").octets());
+        let stray = testing::error_frame(false, 1, router, client, &other, usize::MAX);
+        assert_eq!(
+            run(&mut cs, &mut TestFrame::new(stray), 1, 3),
+            Verdict::Drop
+        );
+        let verdicts: Vec<Verdict> = (0..3)
+            .map(|_| run(&mut cs, &mut TestFrame::new(error.clone()), 1, 3))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Transmit(0), Verdict::Drop, Verdict::Drop]
+        );
+        assert_eq!(cs[0].counters.icmp_errors_translated, 1);
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::IcmpRateLimited as usize], 2);
+        assert_eq!(
+            run(&mut cs, &mut TestFrame::new(error), 1, 4),
+            Verdict::Transmit(0),
+            "a new second"
+        );
     }
 
     #[test]
@@ -3979,6 +4119,8 @@ mod tests {
             extension_header_limit: 8,
             connections: 1024,
             workers: 2,
+            icmp_errors_per_second: 1000,
+            icmp_translated_per_second: 0,
         };
         let hasher = IdentityHasher::new(*b"0123456789abcdef");
         let mut cs: Vec<CoreLb> = (0..2)

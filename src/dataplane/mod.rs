@@ -18,6 +18,8 @@
 //! - [`hold`]: packets held per core while their next hop is resolved
 //!   (ARP / neighbour discovery), released in order when it answers.
 //! - [`maglev`]: Maglev consistent hashing with weights.
+//! - [`ratelimit`]: the per-worker limits on the ICMP errors the data
+//!   plane originates and translates.
 //! - [`notify`]: authenticated home-agent notifications (care-of address
 //!   changes over UDP) and their per-home replay guard.
 //! - [`scheduler`]: backend sets with priority groups, published RCU-style,
@@ -36,5 +38,6 @@ pub mod lb;
 pub mod maglev;
 pub mod neighbor;
 pub mod notify;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod table;

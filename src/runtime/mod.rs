@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::dataplane::buckets::BucketMap;
 use crate::dataplane::hold::HoldQueue;
 use crate::dataplane::lb::{CoreLb, CoreSizing, Topology, WorkerCommand};
+use crate::dataplane::ratelimit::WindowLimit;
 use crate::identity::IdentityHasher;
 use crate::mgmt::metrics::{install_recorder, MetricsEndpoint};
 use crate::mgmt::stats::{Counter, WorkerCounters};
@@ -376,6 +377,11 @@ fn run_with_eal(
         extension_header_limit: cfg.dataplane.extension_header_limit,
         connections: cfg.dataplane.connections_per_worker as usize,
         workers: nworkers as u8,
+        icmp_errors_per_second: WindowLimit::share(cfg.dataplane.icmp_errors_per_second, nworkers),
+        icmp_translated_per_second: WindowLimit::share(
+            cfg.dataplane.icmp_translated_per_second,
+            nworkers,
+        ),
     };
     let mut rings = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
