@@ -120,6 +120,15 @@ pub struct ServiceConfig {
     /// server-side port's addresses of the VIP's family).
     #[serde(default)]
     pub fnat_addresses: Vec<IpAddr>,
+    /// Full NAT: idle time after which a connection (and its local port)
+    /// expires; at most `session_lifetime`, which it defaults to.
+    #[serde(default, with = "humantime_serde")]
+    pub fnat_idle_timeout: Option<Duration>,
+    /// Full NAT: how long a TCP connection lives after its last segment once
+    /// it closed (a RST, or a FIN each way); at most the idle timeout.
+    /// Default 10 s (or the idle timeout, if shorter).
+    #[serde(default, with = "humantime_serde")]
+    pub fnat_closed_timeout: Option<Duration>,
     /// The servers.
     #[serde(default)]
     pub backend: Vec<BackendConfig>,
@@ -435,6 +444,39 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
             errs.push(format!(
                 "{key}.session_lifetime: {} is out of range (1s to 7days)",
                 humantime::format_duration(s.session_lifetime)
+            ));
+        }
+        for (name, t) in [
+            ("fnat_idle_timeout", s.fnat_idle_timeout),
+            ("fnat_closed_timeout", s.fnat_closed_timeout),
+        ] {
+            let Some(t) = t else { continue };
+            if s.forwarding != ForwardingMode::Fnat {
+                errs.push(format!(
+                    "{key}.{name}: only used with forwarding = \"fnat\""
+                ));
+            } else if t < Duration::from_secs(1) {
+                errs.push(format!(
+                    "{key}.{name}: {} is out of range (at least 1s)",
+                    humantime::format_duration(t)
+                ));
+            }
+        }
+        if let Some(idle) = s.fnat_idle_timeout.filter(|t| *t > s.session_lifetime) {
+            errs.push(format!(
+                "{key}.fnat_idle_timeout: {} is longer than session_lifetime ({}): a connection cannot outlive its client's session",
+                humantime::format_duration(idle),
+                humantime::format_duration(s.session_lifetime)
+            ));
+        }
+        if let Some(closed) = s
+            .fnat_closed_timeout
+            .filter(|t| *t > s.fnat_idle_timeout.unwrap_or(s.session_lifetime))
+        {
+            errs.push(format!(
+                "{key}.fnat_closed_timeout: {} is longer than the idle timeout ({})",
+                humantime::format_duration(closed),
+                humantime::format_duration(s.fnat_idle_timeout.unwrap_or(s.session_lifetime))
             ));
         }
         if s.backend.is_empty() {

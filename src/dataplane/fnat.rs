@@ -151,6 +151,21 @@ impl ConnKey {
 const LIVE: u8 = 1;
 const HAO: u8 = 2;
 const V4: u8 = 4;
+/// TCP: the client sent a FIN.
+const FIN_CLIENT: u8 = 8;
+/// TCP: the backend sent a FIN.
+const FIN_BACKEND: u8 = 16;
+/// TCP: closed (a RST, or a FIN each way); the connection lives for the
+/// service's `fnat_closed_timeout` after its last segment.
+const CLOSED: u8 = 32;
+/// The TCP state bits, kept across [`Conn::update`].
+const TCP_STATE: u8 = FIN_CLIENT | FIN_BACKEND | CLOSED;
+
+/// TCP header flags (RFC 9293 §3.1).
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 
 /// One connection, held in the slot of its local (address, port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +217,15 @@ impl Conn {
     pub fn update(&mut self, client: IpAddr, hao: bool, backend: IpAddr) {
         self.client = octets(client);
         self.backend = octets(backend);
-        self.flags = LIVE | if hao { HAO } else { 0 } | if client.is_ipv4() { V4 } else { 0 };
+        self.flags = (self.flags & TCP_STATE)
+            | LIVE
+            | if hao { HAO } else { 0 }
+            | if client.is_ipv4() { V4 } else { 0 };
+    }
+
+    /// Whether the TCP connection has closed (a RST, or a FIN each way).
+    pub fn closed(&self) -> bool {
+        self.flags & CLOSED != 0
     }
 }
 
@@ -433,6 +456,70 @@ impl FnatTable {
         // an expired key may already point at a newer slot).
         let e = self.forward.lookup(c.hash, &c.key, now)?;
         (e.value() == r).then_some(r)
+    }
+
+    /// Follows the end of a TCP connection from the flags of one of its
+    /// segments (`from_client`: forward, else a reply). A RST, or a FIN
+    /// from each side, closes it: from then on it lives `closed` seconds
+    /// after its last segment instead of `idle`, so that its port returns
+    /// soon (the backend's TIME_WAIT runs meanwhile; the FIFO free ring
+    /// reuses the port as late as it can). A SYN without ACK from the
+    /// client on a closing connection is a new connection on the same
+    /// ports (RFC 9293 §3.6.1): the state starts afresh, with `idle`.
+    /// Segments are taken at their word, without a sequence-number check,
+    /// as IPVS does. Touches the forward entry only when the lifetime
+    /// changes.
+    pub fn track_tcp(
+        &mut self,
+        r: ConnRef,
+        tcp_flags: u8,
+        from_client: bool,
+        idle: u32,
+        closed: u32,
+        now: u32,
+    ) {
+        let Some(c) = self
+            .slots
+            .get_mut(r as usize)
+            .filter(|c| c.flags & LIVE != 0)
+        else {
+            return;
+        };
+        let before = c.flags;
+        if tcp_flags & TCP_RST != 0 {
+            c.flags |= CLOSED;
+        } else if tcp_flags & TCP_FIN != 0 {
+            c.flags |= if from_client { FIN_CLIENT } else { FIN_BACKEND };
+            if c.flags & (FIN_CLIENT | FIN_BACKEND) == FIN_CLIENT | FIN_BACKEND {
+                c.flags |= CLOSED;
+            }
+        } else if from_client
+            && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+            && before & TCP_STATE != 0
+        {
+            c.flags &= !TCP_STATE;
+        }
+        let lifetime = match (before & CLOSED != 0, c.flags & CLOSED != 0) {
+            (false, true) => closed,
+            (true, false) => idle,
+            _ => return,
+        };
+        let (hash, key) = (c.hash, c.key);
+        if let Some(e) = self.forward.lookup(hash, &key, now) {
+            if e.value() == r {
+                e.set_lifetime(lifetime, now);
+            }
+        }
+    }
+
+    /// The lifetime the forward entry of connection `r` has now (tests and
+    /// reports).
+    pub fn lifetime_of(&self, r: ConnRef, now: u32) -> Option<u32> {
+        let c = *self.conn(r)?;
+        self.forward
+            .get(c.hash, &c.key, now)
+            .filter(|e| e.value() == r)
+            .map(|e| e.lifetime())
     }
 
     /// Expires connections, examining at most `budget` forward-table slots;

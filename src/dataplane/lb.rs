@@ -337,6 +337,15 @@ impl LbCounters {
     }
 }
 
+/// A duration of the configuration in whole seconds of the session clock
+/// (at least 1; capped well below the clock's wrap).
+fn secs(d: std::time::Duration) -> u32 {
+    d.as_secs().clamp(1, u64::from(u32::MAX / 4)) as u32
+}
+
+/// `fnat_closed_timeout` when the configuration does not give it.
+const FNAT_CLOSED_DEFAULT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One service as the data plane uses it.
 #[derive(Debug)]
 pub struct ServiceSpec {
@@ -354,6 +363,10 @@ pub struct ServiceSpec {
     pub forwarding: ForwardingMode,
     /// Session lifetime in seconds.
     pub lifetime: u32,
+    /// Full NAT: a connection's idle timeout in seconds.
+    pub conn_idle: u32,
+    /// Full NAT: a closed TCP connection's lifetime in seconds.
+    pub conn_closed: u32,
     /// Backends (built off the packet path; see scheduler).
     pub backends: Arc<BackendSet>,
     /// Removed by a reload: the slot is kept (session keys hold slot
@@ -607,6 +620,8 @@ impl Topology {
                     mode: old.mode,
                     forwarding: old.forwarding,
                     lifetime: old.lifetime,
+                    conn_idle: old.conn_idle,
+                    conn_closed: old.conn_closed,
                     backends: set,
                     removed: true,
                     fnat: old.fnat.clone(),
@@ -717,7 +732,13 @@ impl Topology {
                     ServiceIdentity::Slaac => IdentityMode::Slaac,
                 },
                 forwarding: s.forwarding,
-                lifetime: s.session_lifetime.as_secs().clamp(1, u32::MAX as u64 / 4) as u32,
+                lifetime: secs(s.session_lifetime),
+                conn_idle: secs(s.fnat_idle_timeout.unwrap_or(s.session_lifetime)),
+                conn_closed: secs(
+                    s.fnat_closed_timeout
+                        .unwrap_or(FNAT_CLOSED_DEFAULT)
+                        .min(s.fnat_idle_timeout.unwrap_or(s.session_lifetime)),
+                ),
                 backends: set,
                 removed: false,
                 fnat: fnat.into(),
@@ -2047,7 +2068,7 @@ impl CoreLb {
                     key,
                     &svc.fnat,
                     (hash >> 32) as usize,
-                    svc.lifetime,
+                    svc.conn_idle,
                     now,
                 )
                 .map_err(|e| match e {
@@ -2059,6 +2080,9 @@ impl CoreLb {
         let (li, lport) = table.local_of(r);
         if let Some(c) = table.conn_mut(r) {
             c.update(client, p.has_hao(), backend);
+        }
+        if p.protocol == IpProtocol::Tcp {
+            table.track_tcp(r, p.tcp_flags, true, svc.conn_idle, svc.conn_closed, now);
         }
         let local = *topo.fnat_locals.get(li).ok_or(LbDrop::RewriteFailed)?;
         rewrite_forward(f.bytes_mut(), p, local, lport, backend).map_err(|_| LbDrop::RewriteFailed)
@@ -2097,9 +2121,9 @@ impl CoreLb {
             return Some(Verdict::Handoff(owner));
         }
         let table = self.fnat.as_mut()?;
-        let Some(c) = table
+        let Some((r, c)) = table
             .reply(local, p.dst_port, p.protocol, src, p.src_port, now)
-            .and_then(|r| table.conn(r).copied())
+            .and_then(|r| table.conn(r).map(|c| (r, *c)))
         else {
             return Some(self.counters.drop(LbDrop::FnatNoConnection));
         };
@@ -2107,6 +2131,9 @@ impl CoreLb {
         let Some(svc) = topo.services.get(usize::from(key.service())) else {
             return Some(self.counters.drop(LbDrop::FnatNoConnection));
         };
+        if p.protocol == IpProtocol::Tcp {
+            table.track_tcp(r, p.tcp_flags, false, svc.conn_idle, svc.conn_closed, now);
+        }
         let home = match (c.home_option(), key.session().identity()) {
             (true, Identity::HomeAddress(h)) => Some(h),
             _ => None,
@@ -4362,6 +4389,83 @@ mod tests {
         assert_eq!(cs.iter().map(|c| c.counters.replies).sum::<u64>(), 4);
         // One session for the one client identity, whichever protocol.
         assert_eq!(cs.iter().map(|c| c.sessions()).sum::<usize>(), 1);
+    }
+
+    /// `fnat_idle_timeout` ends idle connections (and frees their ports)
+    /// before the session; a TCP connection closed by a FIN each way or a
+    /// RST lives only `fnat_closed_timeout` after its last segment; a SYN
+    /// on a closing connection starts it afresh.
+    #[test]
+    fn fnat_idle_and_closed_timeouts() {
+        let config = FNAT_CONFIG.replace(
+            "fnat_addresses = [\"192.0.2.5\"]\n",
+            "fnat_addresses = [\"192.0.2.5\"]\n        fnat_idle_timeout = \"30s\"\n        fnat_closed_timeout = \"5s\"\n",
+        );
+        assert_ne!(config, FNAT_CONFIG);
+        let mut cs = cores_from(&config, 1, true, 64, 1, 1024);
+        let client = "203.0.113.9";
+        let vip = "198.51.100.90";
+        // Client -> VIP; returns the local port the connection got.
+        let send = |cs: &mut Vec<CoreLb>, l4: L4, now: u32| -> u16 {
+            let mut f = TestFrame::new(eth_ipv4(client, vip, &l4));
+            assert_eq!(cs[0].process(&mut f, 0, now, false), Verdict::Transmit(1));
+            tuple(f.bytes()).1
+        };
+        // Backend -> local address:port.
+        let answer = |cs: &mut Vec<CoreLb>, l4: L4, now: u32| {
+            let mut r = TestFrame::new(eth_ipv4("192.0.2.30", "192.0.2.5", &l4));
+            cs[0].process(&mut r, 1, now, false)
+        };
+        let a = send(&mut cs, L4::Tcp(40000, 80, 1, 0x02), 0);
+        send(&mut cs, L4::Udp(40001, 53, b"q".to_vec()), 0);
+        assert_eq!(
+            answer(&mut cs, L4::Tcp(80, a, 9, 0x12), 1),
+            Verdict::Transmit(0)
+        );
+        send(&mut cs, L4::Tcp(40000, 80, 2, 0x11), 2); // client FIN: half closed
+        cs[0].expire(7, usize::MAX);
+        assert_eq!(
+            cs[0].connections(),
+            2,
+            "half closed: still the idle timeout"
+        );
+        assert_eq!(
+            answer(&mut cs, L4::Tcp(80, a, 10, 0x11), 3),
+            Verdict::Transmit(0)
+        );
+        send(&mut cs, L4::Tcp(40000, 80, 3, 0x10), 4); // the last ACK
+        cs[0].expire(8, usize::MAX);
+        assert_eq!(cs[0].connections(), 2, "closed, 5 s after its last segment");
+        cs[0].expire(9, usize::MAX);
+        assert_eq!(cs[0].connections(), 1, "the TCP connection is gone");
+        cs[0].expire(29, usize::MAX);
+        assert_eq!(cs[0].connections(), 1, "UDP: idle 30 s");
+        cs[0].expire(30, usize::MAX);
+        assert_eq!(cs[0].connections(), 0);
+        assert_eq!(cs[0].sessions(), 1, "the session (300 s) outlives them");
+        // A RST from the backend closes at once.
+        let c = send(&mut cs, L4::Tcp(40002, 80, 1, 0x02), 40);
+        assert_eq!(
+            answer(&mut cs, L4::Tcp(80, c, 9, 0x14), 41),
+            Verdict::Transmit(0)
+        );
+        cs[0].expire(45, usize::MAX);
+        assert_eq!(cs[0].connections(), 1);
+        cs[0].expire(46, usize::MAX);
+        assert_eq!(cs[0].connections(), 0, "closed by the RST");
+        // A SYN on a closing connection reopens it with the idle timeout.
+        let d = send(&mut cs, L4::Tcp(40003, 80, 1, 0x02), 50);
+        send(&mut cs, L4::Tcp(40003, 80, 2, 0x04), 51); // client RST
+        assert_eq!(
+            send(&mut cs, L4::Tcp(40003, 80, 100, 0x02), 52),
+            d,
+            "same connection"
+        );
+        cs[0].expire(60, usize::MAX);
+        assert_eq!(cs[0].connections(), 1, "reopened: idle 30 s again");
+        cs[0].expire(82, usize::MAX);
+        assert_eq!(cs[0].connections(), 0);
+        assert_eq!(cs[0].connection_counts(), (4, 4));
     }
 
     #[test]
