@@ -421,6 +421,124 @@ fn patch_checksum(
     let _ = write_in_message(frame, q, at, &v.to_be_bytes());
 }
 
+/// An ICMP error about a packet the appliance encapsulated for DSR (RFC
+/// 2473 §8, RFC 2003 §4): a router between the appliance and a backend
+/// could not deliver the outer packet and told its source, the server-side
+/// address. The quote holds the outer header and, behind it, the client's
+/// own packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelQuote {
+    /// The outer header's source (the appliance) and destination (the
+    /// backend).
+    pub outer_src: IpAddr,
+    /// The backend the packet was encapsulated to.
+    pub backend: IpAddr,
+    /// The client's packet: its source (the client), destination (the VIP).
+    pub client: IpAddr,
+    /// The VIP the client sent to.
+    pub vip: IpAddr,
+    /// Where the client's packet starts in the frame, and where the quote
+    /// ends.
+    pub inner: std::ops::Range<usize>,
+    /// The client's packet is IPv4 with Don't Fragment set (always false
+    /// for IPv6, which routers never fragment).
+    pub inner_df: bool,
+    /// For a Packet Too Big / Fragmentation Needed: the MTU the router
+    /// reported for the outer packet (a zero next-hop MTU from a router
+    /// older than RFC 1191 becomes the plateau below the quoted length,
+    /// RFC 1191 §5); `None` for the other errors.
+    pub too_big: Option<u32>,
+}
+
+/// RFC 1191 §7's plateau table, for a Fragmentation Needed without an MTU.
+const MTU_PLATEAUS: [u32; 11] = [
+    65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68,
+];
+
+/// Finds the client's packet inside an ICMP error about an encapsulated
+/// (IPv6-in-IPv6, IPv4-in-IPv4, or across families) packet, or `None` when
+/// the quote is not one: the quoted outer header must come right after
+/// the ICMP header, be of the error's family, carry IPv6 (41) or IPv4 (4)
+/// directly (the appliance adds no extension headers), and the inner
+/// header must be whole. Every offset is checked against the message's end.
+pub fn tunnel_quote(frame: &[u8], p: &Parsed) -> Option<TunnelQuote> {
+    let icmp = usize::from(p.l4_offset);
+    let end = usize::from(p.l3_end).min(frame.len());
+    let ip = icmp + ICMP_HEADER_LEN;
+    let v4 = p.l3 == L3Kind::Ipv4;
+    let (ty, code) = (*frame.get(icmp)?, *frame.get(icmp + 1)?);
+    let h = frame.get(ip..end)?;
+    let (outer_src, backend, inner_proto, outer_len, inner) = if v4 {
+        let ihl = usize::from(*h.first()? & 0x0f) * 4;
+        if h.len() < 20 || h[0] >> 4 != 4 || ihl < 20 || h.len() < ihl {
+            return None;
+        }
+        (
+            IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+            IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+            h[9],
+            u32::from(u16::from_be_bytes([h[2], h[3]])),
+            ip + ihl,
+        )
+    } else {
+        if h.len() < IPV6_HEADER_LEN || h[0] >> 4 != 6 {
+            return None;
+        }
+        let a = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&h[o..o + 16]).unwrap_or([0; 16]));
+        (
+            IpAddr::V6(a(8)),
+            IpAddr::V6(a(24)),
+            h[6],
+            40 + u32::from(u16::from_be_bytes([h[4], h[5]])),
+            ip + IPV6_HEADER_LEN,
+        )
+    };
+    let q = frame.get(inner..end)?;
+    let (client, vip, inner_df) = match inner_proto {
+        41 if q.len() >= IPV6_HEADER_LEN && q[0] >> 4 == 6 => {
+            let a =
+                |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&q[o..o + 16]).unwrap_or([0; 16]));
+            (IpAddr::V6(a(8)), IpAddr::V6(a(24)), false)
+        }
+        4 if q.len() >= 20 && q[0] >> 4 == 4 && usize::from(q[0] & 0x0f) * 4 >= 20 => (
+            IpAddr::V4(Ipv4Addr::new(q[12], q[13], q[14], q[15])),
+            IpAddr::V4(Ipv4Addr::new(q[16], q[17], q[18], q[19])),
+            q[6] & 0x40 != 0,
+        ),
+        _ => return None,
+    };
+    let too_big = match (v4, ty, code) {
+        (true, 3, 4) => {
+            let mtu = u32::from(u16::from_be_bytes([frame[icmp + 6], frame[icmp + 7]]));
+            Some(if mtu != 0 {
+                mtu
+            } else {
+                MTU_PLATEAUS
+                    .iter()
+                    .copied()
+                    .find(|m| *m < outer_len)
+                    .unwrap_or(68)
+            })
+        }
+        (false, 2, _) => Some(u32::from_be_bytes([
+            frame[icmp + 4],
+            frame[icmp + 5],
+            frame[icmp + 6],
+            frame[icmp + 7],
+        ])),
+        _ => None,
+    };
+    Some(TunnelQuote {
+        outer_src,
+        backend,
+        client,
+        vip,
+        inner: inner..end,
+        inner_df,
+        too_big,
+    })
+}
+
 /// Frames and checks shared with the data plane's tests.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -658,6 +776,72 @@ mod tests {
             assert_eq!(cut_v6(&mut f, &q, 14, keep - 43), None);
             assert_eq!(f, before);
         }
+    }
+
+    /// Every cut of a quoted tunnel packet, each of the four family
+    /// pairs: found once both headers are whole, never a panic; a plain
+    /// packet's quote is no tunnel quote.
+    #[test]
+    fn tunnel_quotes_need_both_headers_and_never_panic() {
+        let inner6 = build::ipv6(
+            build::addr6("2001:db8:c0::5"),
+            build::addr6("2001:db8:ffff::82"),
+            &[],
+            &L4::Udp(1, 2, vec![7; 30]),
+        );
+        let inner4 = build::ipv4(
+            "203.0.113.9".parse().unwrap(),
+            "198.51.100.82".parse().unwrap(),
+            &L4::Udp(1, 2, vec![7; 30]),
+        );
+        for (outer_v4, inner) in [
+            (false, &inner6),
+            (false, &inner4),
+            (true, &inner6),
+            (true, &inner4),
+        ] {
+            let proto = if inner[0] >> 4 == 6 { 41 } else { 4 };
+            let outer = if outer_v4 {
+                build::ipv4(
+                    "192.0.2.1".parse().unwrap(),
+                    "192.0.2.40".parse().unwrap(),
+                    &L4::Raw(proto, inner.clone()),
+                )
+            } else {
+                build::ipv6(
+                    build::addr6("2001:db8:1::1"),
+                    build::addr6("2001:db8:1::20"),
+                    &[],
+                    &L4::Raw(proto, inner.clone()),
+                )
+            };
+            let (router, to) = if outer_v4 {
+                ("192.0.2.254", "192.0.2.1")
+            } else {
+                ("2001:db8:1::fe", "2001:db8:1::1")
+            };
+            let ty = if outer_v4 { 3 } else { 2 };
+            let outer_header = if outer_v4 { 20 } else { 40 };
+            let whole = outer_header + if proto == 41 { 40 } else { 20 };
+            for keep in 0..=outer.len() {
+                let f = error_frame(outer_v4, ty, router, to, &outer, keep);
+                let p = parse(&f, &ParseConfig::new()).unwrap();
+                let t = tunnel_quote(&f, &p);
+                assert_eq!(t.is_some(), keep >= whole, "{outer_v4} {proto} {keep}");
+                if let Some(t) = t {
+                    assert_eq!(t.outer_src, to.parse::<IpAddr>().unwrap());
+                    assert_eq!(t.vip.is_ipv6(), proto == 41);
+                    assert_eq!(t.too_big, Some(1280), "error_frame's MTU");
+                    assert_eq!(&f[t.inner.clone()], &inner[..keep - outer_header]);
+                }
+            }
+        }
+        // A plain packet's error is not about a tunnel.
+        let f = error_frame(false, 2, "2001:db8:1::fe", "2001:db8:c0::5", &inner6, 200);
+        assert_eq!(
+            tunnel_quote(&f, &parse(&f, &ParseConfig::new()).unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -226,6 +226,13 @@ lb_drops! {
     /// Too Big or Fragmentation Needed) or of
     /// `dataplane.icmp_translated_per_second` (errors it translates).
     IcmpRateLimited => "icmp_rate_limited",
+    /// An ICMP error about a DSR tunnel packet the appliance sent that it
+    /// does not pass on: not a Packet Too Big / Fragmentation Needed (a
+    /// backend's reachability is for health checks to judge), about an
+    /// IPv4 client packet without Don't Fragment (the client cannot be
+    /// told), or naming no DSR service with that VIP and backend (stale or
+    /// forged).
+    IcmpErrorTunnel => "icmp_error_tunnel",
 }
 
 /// What to do with a packet.
@@ -265,6 +272,10 @@ pub struct LbCounters {
     /// DSR: Packet Too Big / Fragmentation Needed sent to clients whose
     /// packet the outer header would have taken past the server side's MTU.
     pub icmp_too_big_sent: u64,
+    /// DSR: Packet Too Big / Fragmentation Needed sent to clients because a
+    /// router between the appliance and a backend reported a smaller MTU
+    /// for the tunnel (an ICMP error about an encapsulated packet).
+    pub icmp_tunnel_too_big: u64,
     /// Packets handed to another core.
     pub handoffs: u64,
     /// Packets forwarded unchanged through `forward_to`.
@@ -305,6 +316,7 @@ impl LbCounters {
             replies: 0,
             icmp_errors_translated: 0,
             icmp_too_big_sent: 0,
+            icmp_tunnel_too_big: 0,
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
@@ -1768,6 +1780,17 @@ impl CoreLb {
             let Some(src) = p.src_addr(f.bytes()) else {
                 return self.counters.drop(LbDrop::RewriteFailed);
             };
+            // An error about a DSR tunnel packet goes to the outer source,
+            // which may also be a full-NAT local address: looked at first
+            // (the quote tells the two apart).
+            if (Some(dst) == topo.encap_src6.map(IpAddr::V6)
+                || Some(dst) == topo.encap_src4.map(IpAddr::V4))
+                && icmp_error::is_error(f.bytes(), &p)
+            {
+                if let Some(v) = self.dsr_tunnel_error(f, &p, topo, dst, now) {
+                    return v;
+                }
+            }
             if let Some(local) = topo.fnat_local(dst) {
                 if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now, handed_off) {
                     return v;
@@ -2019,12 +2042,12 @@ impl CoreLb {
             return self.counters.drop(LbDrop::RewriteFailed);
         };
         let built = match (vip, client) {
-            (IpAddr::V6(v), IpAddr::V6(c)) if p.l3 == L3Kind::Ipv6 => {
-                // IPv6 links carry at least 1280 octets (RFC 8200 §5).
-                packet_too_big_v6(f, p, v, c, u32::from(mtu.max(1280)))
+            // IPv6 links carry at least 1280 octets (RFC 8200 §5).
+            (IpAddr::V6(_), IpAddr::V6(_)) if p.l3 == L3Kind::Ipv6 => {
+                too_big_in_place(f, p, vip, client, u32::from(mtu.max(1280)))
             }
-            (IpAddr::V4(v), IpAddr::V4(c)) if p.l3 == L3Kind::Ipv4 => {
-                fragmentation_needed_v4(f, p, v, c, mtu)
+            (IpAddr::V4(_), IpAddr::V4(_)) if p.l3 == L3Kind::Ipv4 => {
+                too_big_in_place(f, p, vip, client, u32::from(mtu))
             }
             _ => false,
         };
@@ -2286,6 +2309,58 @@ impl CoreLb {
         }
         self.counters.icmp_errors_translated += 1;
         Verdict::Transmit(out)
+    }
+
+    /// An ICMP error from the server side about a packet the appliance
+    /// encapsulated for a DSR service (RFC 2473 §8, RFC 2003 §4), addressed
+    /// to the outer header's source, the server-side address `to`. A Packet
+    /// Too Big or Fragmentation Needed means the path to the backend is
+    /// narrower than the server port's MTU: the client gets, from the VIP,
+    /// the same error the appliance sends when its own check finds a packet
+    /// too big (its quote the client's packet from the error's quote, cut
+    /// to fit), with the reported MTU less the outer header, so its
+    /// path-MTU discovery settles on packets that fit the tunnel. Stateless:
+    /// no session is looked up, any core answers. `None`: the quote is not
+    /// an encapsulated packet from `to` (the error goes the way others do).
+    #[inline(never)]
+    fn dsr_tunnel_error<F: Frame>(
+        &mut self,
+        f: &mut F,
+        p: &Parsed,
+        topo: &Topology,
+        to: IpAddr,
+        now: u32,
+    ) -> Option<Verdict> {
+        let t = icmp_error::tunnel_quote(f.bytes(), p).filter(|t| t.outer_src == to)?;
+        let known = topo.services.iter().any(|s| {
+            !s.removed
+                && s.forwarding == ForwardingMode::Dsr
+                && s.vip == t.vip
+                && s.backends.backends().iter().any(|b| b.address == t.backend)
+        });
+        let Some(reported) = t.too_big.filter(|_| known) else {
+            return Some(self.counters.drop(LbDrop::IcmpErrorTunnel));
+        };
+        let reported = reported.saturating_sub(u32::from(encap_overhead(t.backend)));
+        let mtu = match t.client {
+            // IPv6 links carry at least 1280 octets (RFC 8200 §5).
+            IpAddr::V6(_) => reported.max(1280),
+            IpAddr::V4(_) if t.inner_df => reported.max(68),
+            IpAddr::V4(_) => return Some(self.counters.drop(LbDrop::IcmpErrorTunnel)),
+        };
+        if !self.icmp_originated.allow(now) {
+            return Some(self.counters.drop(LbDrop::IcmpRateLimited));
+        }
+        let l3 = usize::from(p.l3_offset);
+        if !too_big_from_quote(f, l3, t.inner.clone(), t.vip, t.client, mtu) {
+            return Some(self.counters.drop(LbDrop::RewriteFailed));
+        }
+        let out = topo.client_port;
+        if let Err(u) = self.set_l2(f, topo, out, t.client, now) {
+            return Some(self.unsent(u, out));
+        }
+        self.counters.icmp_tunnel_too_big += 1;
+        Some(Verdict::Transmit(out))
     }
 
     /// DNAT, backend side -> client: an ICMP error about a packet the
@@ -2720,85 +2795,112 @@ fn insert_after_l2<F: Frame>(f: &mut F, l3: usize, n: usize) -> bool {
     true
 }
 
-/// Turns the IPv6 packet of `f` in place into an ICMPv6 Packet Too Big
-/// (RFC 4443 §3.2) from `src` to `dst` quoting it, the whole message within
-/// the IPv6 minimum MTU; the link-layer header stays in front.
-fn packet_too_big_v6<F: Frame>(
-    f: &mut F,
-    p: &Parsed,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    mtu: u32,
-) -> bool {
-    const HEADERS: usize = 40 + 8;
-    let l3 = usize::from(p.l3_offset);
-    let quote = l3_len(f, p).min(1280 - HEADERS);
-    if !insert_after_l2(f, l3, HEADERS) {
-        return false;
+/// Octets of the IP and ICMP headers of a Packet Too Big (IPv6) or a
+/// Fragmentation Needed (IPv4), and the most the whole message may take:
+/// the IPv6 minimum MTU (RFC 4443 §2.4 (c)), 576 for IPv4 (RFC 1812
+/// §4.3.2.3).
+fn too_big_layout(v6: bool) -> (usize, usize) {
+    if v6 {
+        (40 + 8, 1280)
+    } else {
+        (20 + 8, 576)
     }
-    let len = 8 + quote;
-    let b = f.bytes_mut();
-    Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: len as u16,
-        hop_limit: 64,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut b[l3..l3 + 40]);
-    b[l3 + 40..l3 + 48].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
-    b[l3 + 44..l3 + 48].copy_from_slice(&mtu.to_be_bytes());
-    if !f.set_len(l3 + 40 + len) {
-        return false;
-    }
-    let msg = &mut f.bytes_mut()[l3 + 40..];
-    let acc = crate::packet::checksum::pseudo_header_v6(src, dst, IpProtocol::Icmpv6, len as u32);
-    let c = !crate::packet::checksum::fold(crate::packet::checksum::sum(acc, msg));
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
-    true
 }
 
-/// Turns the IPv4 packet of `f` in place into an ICMP Destination
-/// Unreachable, Fragmentation Needed and DF Set (RFC 792, RFC 1191 §4) from
-/// `src` to `dst` with next-hop MTU `mtu`, quoting the packet within 576
-/// octets (RFC 1812 §4.3.2.3); the link-layer header stays in front.
-fn fragmentation_needed_v4<F: Frame>(
-    f: &mut F,
-    p: &Parsed,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    mtu: u16,
-) -> bool {
-    const HEADERS: usize = 20 + 8;
+/// Turns the IP packet of `f` in place into an ICMPv6 Packet Too Big (RFC
+/// 4443 §3.2) or an ICMP Destination Unreachable, Fragmentation Needed and
+/// DF Set (RFC 792, RFC 1191 §4) from `src` to `dst` with `mtu`, quoting
+/// the packet within the message's limit; the link-layer header stays in
+/// front.
+fn too_big_in_place<F: Frame>(f: &mut F, p: &Parsed, src: IpAddr, dst: IpAddr, mtu: u32) -> bool {
+    let (headers, limit) = too_big_layout(src.is_ipv6());
     let l3 = usize::from(p.l3_offset);
-    let quote = l3_len(f, p).min(576 - HEADERS);
-    if !insert_after_l2(f, l3, HEADERS) {
+    let quote = l3_len(f, p).min(limit - headers);
+    if !insert_after_l2(f, l3, headers) {
         return false;
     }
-    let total = HEADERS + quote;
+    f.set_len(l3 + headers + quote) && emit_too_big(f.bytes_mut(), l3, src, dst, mtu)
+}
+
+/// [`too_big_in_place`] for a quote that lies further on in the frame
+/// (`quote`, past `l3` plus the new headers): the quoted packet moves up
+/// behind the new headers, cut to the message's limit, and the link-layer
+/// type follows the new family. No headroom is needed.
+fn too_big_from_quote<F: Frame>(
+    f: &mut F,
+    l3: usize,
+    quote: std::ops::Range<usize>,
+    src: IpAddr,
+    dst: IpAddr,
+    mtu: u32,
+) -> bool {
+    let (headers, limit) = too_big_layout(src.is_ipv6());
+    let len = quote.len().min(limit - headers);
+    if l3 < 2 || quote.start < l3 + headers || quote.end > f.bytes().len() {
+        return false;
+    }
     let b = f.bytes_mut();
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Icmp,
-        payload_len: (total - 20) as u16,
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: false,
-    }
-    .emit(&mut b[l3..l3 + 20]);
-    b[l3 + 20..l3 + 28].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
-    b[l3 + 26..l3 + 28].copy_from_slice(&mtu.to_be_bytes());
-    if !f.set_len(l3 + total) {
+    b.copy_within(quote.start..quote.start + len, l3 + headers);
+    let ethertype: u16 = if src.is_ipv6() { 0x86dd } else { 0x0800 };
+    b[l3 - 2..l3].copy_from_slice(&ethertype.to_be_bytes());
+    f.set_len(l3 + headers + len) && emit_too_big(f.bytes_mut(), l3, src, dst, mtu)
+}
+
+/// Writes the IP and ICMP headers of a Packet Too Big / Fragmentation
+/// Needed at `l3`, in front of the quote that fills the rest of `b`, and
+/// the ICMP checksum. `src` and `dst` are of one family.
+fn emit_too_big(b: &mut [u8], l3: usize, src: IpAddr, dst: IpAddr, mtu: u32) -> bool {
+    let Some(len) = b.len().checked_sub(l3) else {
         return false;
+    };
+    match (src, dst) {
+        (IpAddr::V6(src), IpAddr::V6(dst)) if len >= 48 => {
+            let msg_len = len - 40;
+            Ipv6Repr {
+                src_addr: src,
+                dst_addr: dst,
+                next_header: IpProtocol::Icmpv6,
+                payload_len: msg_len as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(&mut b[l3..l3 + 40]);
+            b[l3 + 40..l3 + 44].copy_from_slice(&[2, 0, 0, 0]);
+            b[l3 + 44..l3 + 48].copy_from_slice(&mtu.to_be_bytes());
+            let msg = &mut b[l3 + 40..];
+            let acc = crate::packet::checksum::pseudo_header_v6(
+                src,
+                dst,
+                IpProtocol::Icmpv6,
+                msg_len as u32,
+            );
+            let c = !crate::packet::checksum::fold(crate::packet::checksum::sum(acc, msg));
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            true
+        }
+        (IpAddr::V4(src), IpAddr::V4(dst)) if len >= 28 => {
+            Ipv4Repr {
+                src_addr: src,
+                dst_addr: dst,
+                protocol: IpProtocol::Icmp,
+                payload_len: (len - 20) as u16,
+                ttl: 64,
+                tos: 0,
+                ident: 0,
+                dont_frag: false,
+            }
+            .emit(&mut b[l3..l3 + 20]);
+            let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+            b[l3 + 20..l3 + 28].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
+            b[l3 + 26..l3 + 28].copy_from_slice(&mtu.to_be_bytes());
+            let msg = &mut b[l3 + 20..];
+            let c = crate::packet::checksum::checksum(msg);
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            true
+        }
+        _ => false,
     }
-    let msg = &mut f.bytes_mut()[l3 + 20..];
-    let c = crate::packet::checksum::checksum(msg);
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
-    true
 }
 
 /// Puts an outer IPv6 or IPv4 header toward `backend` between the L2 header
@@ -3388,6 +3490,119 @@ mod tests {
             &L4::Udp(4000, 53, vec![0xcd; 1300]),
         ));
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+    }
+
+    /// A router between the appliance and a DSR backend reports a Packet
+    /// Too Big / Fragmentation Needed about the encapsulated packet to the
+    /// outer source: the client gets one from the VIP about its own packet,
+    /// the MTU less the outer header. Other errors about tunnel packets,
+    /// IPv4 packets without DF and tunnels to no DSR backend are counted.
+    #[test]
+    fn dsr_tunnel_errors_reach_the_client_as_packet_too_big() {
+        use crate::dataplane::icmp_error::testing;
+        let mut cs = dsr_mtu_cores();
+        let pkt = eth_ipv6(
+            "2001:db8:c0::5",
+            "2001:db8:ffff::82",
+            &[],
+            &L4::Udp(4000, 53, vec![0xab; 1252]),
+        );
+        let mut f = TestFrame::new(pkt.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+        let outer6 = f.bytes()[14..].to_vec();
+        // The router's error fills 1280 octets: 1232 of quote.
+        let mut e =
+            testing::error_frame(false, 2, "2001:db8:1::fe", "2001:db8:1::1", &outer6, 1232);
+        e[14 + 44..14 + 48].copy_from_slice(&1360u32.to_be_bytes());
+        let mut e = TestFrame::new(e);
+        assert_eq!(cs[0].process(&mut e, 1, 1, false), Verdict::Transmit(0));
+        let b = e.bytes();
+        assert_eq!(&b[6..12], &CLIENT_MAC, "leaves by the client port");
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.protocol, IpProtocol::Icmpv6);
+        assert_eq!(p.src_addr(b), Some(ip("2001:db8:ffff::82")), "from the VIP");
+        assert_eq!(dst_addr(b, &p), Some(ip("2001:db8:c0::5")), "to the client");
+        let icmp = usize::from(p.l4_offset);
+        assert_eq!(&b[icmp..icmp + 2], &[2, 0], "Packet Too Big");
+        assert_eq!(
+            &b[icmp + 4..icmp + 8],
+            &1320u32.to_be_bytes(),
+            "1360 less 40"
+        );
+        assert_eq!(b.len(), 14 + 48 + 1192, "the quote less the outer header");
+        assert_eq!(
+            &b[icmp + 8..],
+            &pkt[14..14 + 1192],
+            "the client's own packet"
+        );
+        icmp_error::testing::assert_checksums(b, false, false);
+        assert_eq!(cs[0].counters.icmp_tunnel_too_big, 1);
+
+        // IPv4 with DF: Fragmentation Needed with the router's MTU less 20.
+        let mut v4 = eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.82",
+            &L4::Udp(4000, 53, vec![0xcd; 1000]),
+        );
+        let set_df = |v4: &mut Vec<u8>, on: bool| {
+            if on {
+                v4[14 + 6] |= 0x40;
+            } else {
+                v4[14 + 6] &= !0x40;
+            }
+            v4[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(&v4[14..34]);
+            v4[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        };
+        set_df(&mut v4, true);
+        let mut f = TestFrame::new(v4.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 2, false), Verdict::Transmit(1));
+        let outer4 = f.bytes()[14..].to_vec();
+        // error_frame's next-hop MTU is 1280.
+        let e = testing::error_frame(true, 3, "192.0.2.254", "192.0.2.1", &outer4, 548);
+        let mut e = TestFrame::new(e);
+        assert_eq!(cs[0].process(&mut e, 1, 2, false), Verdict::Transmit(0));
+        let b = e.bytes();
+        let p = crate::packet::parse(b, &ParseConfig::new()).unwrap();
+        assert_eq!(p.protocol, IpProtocol::Icmp);
+        assert_eq!(p.src_addr(b), Some(ip("198.51.100.82")));
+        assert_eq!(dst_addr(b, &p), Some(ip("203.0.113.9")));
+        let icmp = usize::from(p.l4_offset);
+        assert_eq!(&b[icmp..icmp + 2], &[3, 4], "Fragmentation Needed");
+        assert_eq!(
+            &b[icmp + 6..icmp + 8],
+            &1260u16.to_be_bytes(),
+            "1280 less 20"
+        );
+        assert_eq!(&b[icmp + 8..], &v4[14..14 + 528]);
+        icmp_error::testing::assert_checksums(b, true, false);
+        assert_eq!(cs[0].counters.icmp_tunnel_too_big, 2);
+
+        // Not passed on: IPv4 without DF, a Time Exceeded, a backend that
+        // is no DSR service's.
+        set_df(&mut v4, false);
+        let mut f = TestFrame::new(v4.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 3, false), Verdict::Transmit(1));
+        let no_df = f.bytes()[14..].to_vec();
+        let e = testing::error_frame(true, 3, "192.0.2.254", "192.0.2.1", &no_df, 548);
+        assert_eq!(
+            cs[0].process(&mut TestFrame::new(e), 1, 3, false),
+            Verdict::Drop
+        );
+        let e = testing::error_frame(false, 3, "2001:db8:1::fe", "2001:db8:1::1", &outer6, 1232);
+        assert_eq!(
+            cs[0].process(&mut TestFrame::new(e), 1, 3, false),
+            Verdict::Drop
+        );
+        let mut stray = outer6.clone();
+        stray[24..40].copy_from_slice(&addr6("2001:db8:1::99").octets());
+        let e = testing::error_frame(false, 2, "2001:db8:1::fe", "2001:db8:1::1", &stray, 1232);
+        assert_eq!(
+            cs[0].process(&mut TestFrame::new(e), 1, 3, false),
+            Verdict::Drop
+        );
+        assert_eq!(cs[0].counters.lb_drops[LbDrop::IcmpErrorTunnel as usize], 3);
+        assert_eq!(cs[0].counters.icmp_tunnel_too_big, 2);
     }
 
     /// The worker's share of `dataplane.icmp_errors_per_second` bounds the

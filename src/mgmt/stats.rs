@@ -74,6 +74,9 @@ counters! {
     /// DSR: Packet Too Big / Fragmentation Needed sent to clients whose
     /// packets would not fit the server side's MTU once encapsulated.
     IcmpTooBigSent => "icmp_too_big_sent",
+    /// DSR: Packet Too Big / Fragmentation Needed sent to clients on a
+    /// server-side router's report about an encapsulated packet.
+    IcmpTunnelTooBig => "icmp_tunnel_too_big",
     /// Packets forwarded unchanged through `forward_to`.
     RawForwarded => "raw_forwarded",
     /// Packets handed to the core owning their shard.

@@ -322,6 +322,7 @@ impl Dispatch {
         c.set(Counter::Replies, lb.replies);
         c.set(Counter::IcmpErrorsTranslated, lb.icmp_errors_translated);
         c.set(Counter::IcmpTooBigSent, lb.icmp_too_big_sent);
+        c.set(Counter::IcmpTunnelTooBig, lb.icmp_tunnel_too_big);
         c.set(Counter::RawForwarded, lb.raw_forwarded);
         c.set(Counter::HandoffsOut, lb.handoffs);
         c.set(Counter::SessionsCreated, lb.sessions_created);
