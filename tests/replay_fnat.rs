@@ -1075,11 +1075,19 @@ fn dsr_too_big_for_the_server_side_gets_packet_too_big_or_fragmentation_needed()
         &[&input, &out, &back],
     );
     assert_eq!(
-        r["totals"]["to_backend"], 2u64,
-        "the small ones, encapsulated: {r}"
+        r["totals"]["to_backend"], 3u64,
+        "the small ones, encapsulated, and the IPv4 one without DF: {r}"
     );
     assert_eq!(r["totals"]["icmp_too_big_sent"], 2u64, "{r}");
-    assert_eq!(r["drops"]["encap_too_big"], 1u64, "IPv4 without DF: {r}");
+    assert_eq!(
+        r["totals"]["encap_fragmented"], 1u64,
+        "IPv4 without DF: {r}"
+    );
+    assert!(
+        r["drops"].as_object().unwrap().is_empty(),
+        "nothing dropped: {}",
+        r["drops"]
+    );
     let got: serde_json::Value =
         serde_json::from_str(&python(CHECK_DSR, &[&input, &back])).unwrap();
     assert_eq!(
@@ -1097,8 +1105,40 @@ fn dsr_too_big_for_the_server_side_gets_packet_too_big_or_fragmentation_needed()
         Some(p) => assert!(p.is_empty(), "tshark flags:\n{}", p.join("\n")),
         None => eprintln!("tshark not installed here (scripts/setup.sh installs it): dissection check skipped"),
     }
-    check_tshark("DSR to the backends", &out, 2);
+    check_tshark("DSR to the backends", &out, 4);
+    // The two fragments reassemble (scapy's defragment) into exactly the
+    // IPv4-in-IPv4 packet scapy builds around the client's packet.
+    let frags: serde_json::Value =
+        serde_json::from_str(&python(CHECK_DSR_FRAGMENTS, &[&input, &out])).unwrap();
+    assert_eq!(
+        frags,
+        serde_json::json!([[1500, true, 0], [40, false, 1480]]),
+        "two outer fragments under the 1500-octet MTU: {frags}"
+    );
 }
+
+/// The IPv4-in-IPv4 fragments in the server-side capture: each one's
+/// total length, More Fragments flag and offset in octets; then the
+/// reassembled packet compared with the one scapy builds from the client's
+/// packet (exits non-zero when they differ or a checksum is wrong).
+const CHECK_DSR_FRAGMENTS: &str = r#"
+import sys, json
+from scapy.all import rdpcap, IP, raw, defragment
+sent = rdpcap(sys.argv[1])
+frags = [p[IP] for p in rdpcap(sys.argv[2]) if IP in p and (p[IP].flags.MF or p[IP].frag)]
+out = []
+for f in frags:
+    h = IP(raw(f)); del h.chksum
+    assert IP(raw(h)).chksum == f.chksum, "header checksum"
+    assert not f.flags.DF
+    out.append([f.len, bool(f.flags.MF), f.frag * 8])
+whole = defragment([f.copy() for f in frags])
+assert len(whole) == 1, whole
+want = IP(src="192.0.2.1", dst="192.0.2.50", proto=4)/sent[4][IP]
+assert raw(whole[0][IP].payload) == raw(want[IP].payload), "reassembled payload"
+assert whole[0][IP].proto == 4 and whole[0][IP].src == "192.0.2.1" and whole[0][IP].dst == "192.0.2.50"
+print(json.dumps(out))
+"#;
 
 /// Twelve clients whose packets are too big for the server side once
 /// encapsulated, with the appliance's Packet Too Big rate set to 2 a second

@@ -184,9 +184,10 @@ lb_drops! {
     /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
     /// DSR: the outer header would take an IPv4 packet without Don't
-    /// Fragment past the server side's MTU (the appliance does not fragment;
-    /// packets with DF, and IPv6 packets, get a Fragmentation Needed or
-    /// Packet Too Big back instead).
+    /// Fragment past the server side's MTU and it cannot leave as two IPv4
+    /// outer fragments (the backend is IPv6, or the packet needs three
+    /// fragments or more); packets with DF, and IPv6 packets, get a
+    /// Fragmentation Needed or Packet Too Big back instead.
     EncapTooBig => "encap_too_big",
     /// The handoff ring to the owning core was full.
     HandoffRingFull => "handoff_ring_full",
@@ -233,6 +234,9 @@ lb_drops! {
     /// told), or naming no DSR service with that VIP and backend (stale or
     /// forged).
     IcmpErrorTunnel => "icmp_error_tunnel",
+    /// DSR: the second fragment of an encapsulated packet found no free
+    /// buffer in the pool.
+    FragmentNoBuffer => "encap_fragment_no_mbuf",
 }
 
 /// What to do with a packet.
@@ -249,6 +253,11 @@ pub enum Verdict {
     Hold(u8),
     /// Free it; the reason has been counted.
     Drop,
+    /// DSR: encapsulated in IPv4 for this port but longer than its MTU, an
+    /// IPv4 client packet without Don't Fragment: the worker splits it into
+    /// two outer fragments ([`CoreLb::fragment`], with a second buffer) and
+    /// transmits both.
+    Fragment(u8),
 }
 
 /// A worker's load-balancing counters (plain integers, owned by the worker).
@@ -276,6 +285,9 @@ pub struct LbCounters {
     /// router between the appliance and a backend reported a smaller MTU
     /// for the tunnel (an ICMP error about an encapsulated packet).
     pub icmp_tunnel_too_big: u64,
+    /// DSR: IPv4 client packets without Don't Fragment sent to backends as
+    /// two outer fragments (RFC 2003 §5.1).
+    pub encap_fragmented: u64,
     /// Packets handed to another core.
     pub handoffs: u64,
     /// Packets forwarded unchanged through `forward_to`.
@@ -317,6 +329,7 @@ impl LbCounters {
             icmp_errors_translated: 0,
             icmp_too_big_sent: 0,
             icmp_tunnel_too_big: 0,
+            encap_fragmented: 0,
             handoffs: 0,
             raw_forwarded: 0,
             neighbor_requests_suppressed: 0,
@@ -1125,6 +1138,14 @@ pub struct CoreLb {
     icmp_originated: WindowLimit,
     /// ICMP errors this core translates, per second.
     icmp_translated: WindowLimit,
+    /// Where the outer IPv4 header of the packet last answered with
+    /// [`Verdict::Fragment`] starts (its link-layer header's length).
+    fragment_l3: usize,
+    /// The outer IPv4 identification of this core's next fragmented packet
+    /// (RFC 6864 §4.3: unique per source, destination and protocol while
+    /// fragments may live): cores count in steps of the worker count from
+    /// their own index, so no two cores use the same value.
+    fragment_ident: u16,
     /// Counters, read and published by the worker loop.
     pub counters: LbCounters,
 }
@@ -1198,6 +1219,8 @@ impl CoreLb {
             workers: sizing.workers.max(1),
             icmp_originated: WindowLimit::new(sizing.icmp_errors_per_second),
             icmp_translated: WindowLimit::new(sizing.icmp_translated_per_second),
+            fragment_l3: 0,
+            fragment_ident: u16::from(me),
             topo,
         })
     }
@@ -1611,6 +1634,31 @@ impl CoreLb {
         self.prefetched_len = 0;
     }
 
+    /// Carries out a [`Verdict::Fragment`] just given for `first`: moves
+    /// the second half of its outer payload into `second` (an empty buffer
+    /// from the pool; `None` when the pool had none) and makes both valid
+    /// IPv4 fragments of the outer packet. False when the packet could not
+    /// be split (counted; free both).
+    pub fn fragment<F: Frame>(
+        &mut self,
+        topo: &Topology,
+        first: &mut F,
+        second: Option<&mut F>,
+    ) -> bool {
+        let Some(second) = second else {
+            self.counters.drop(LbDrop::FragmentNoBuffer);
+            return false;
+        };
+        let ident = self.fragment_ident;
+        self.fragment_ident = ident.wrapping_add(u16::from(self.workers.max(1)));
+        if !split_ipv4(first, second, self.fragment_l3, topo.server_mtu, ident) {
+            self.counters.drop(LbDrop::RewriteFailed);
+            return false;
+        }
+        self.counters.encap_fragmented += 1;
+        true
+    }
+
     /// Counts a drop by the owner of `hash`'s bucket, in the bucket's load
     /// as well as by reason.
     #[inline]
@@ -1941,11 +1989,21 @@ impl CoreLb {
         };
         let baddr = entry.address;
         let out = topo.server_port;
+        let mut fragment = false;
         let rewritten = match svc.forwarding {
             // From the entry itself, not the copy: see `rewrite_dst`.
             ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, &entry.address),
             ForwardingMode::Dsr if dsr_too_big(f, p, topo, baddr) => {
-                return self.dsr_send_too_big(f, p, topo, si, baddr, now);
+                if !dsr_can_fragment(f, p, topo, baddr) {
+                    return self.dsr_send_too_big(f, p, topo, si, baddr, now);
+                }
+                match encapsulate(f, p, topo, baddr) {
+                    Ok(()) => {
+                        fragment = true;
+                        true
+                    }
+                    Err(reason) => return self.bucket_drop(hash, reason),
+                }
             }
             ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr) {
                 Ok(()) => true,
@@ -1972,8 +2030,11 @@ impl CoreLb {
         };
         if let Err(u) = l2 {
             // A held packet counts in `to_backend`, per backend and in its
-            // bucket only if it is released (as `neighbor_released`).
+            // bucket only if it is released (as `neighbor_released`). The
+            // hold queue keeps whole packets: one to be fragmented is not
+            // held (its next hop has been asked for all the same).
             return match u {
+                Unsent::Hold if fragment => self.bucket_drop(hash, LbDrop::NeighborUnresolved),
                 Unsent::Hold => Verdict::Hold(out),
                 Unsent::Drop(reason) => self.bucket_drop(hash, reason),
             };
@@ -1983,6 +2044,10 @@ impl CoreLb {
         }
         self.counters.to_backend += 1;
         self.loads.record(hash, f.bytes().len() as u32);
+        if fragment {
+            self.fragment_l3 = usize::from(p.l3_offset);
+            return Verdict::Fragment(out);
+        }
         Verdict::Transmit(out)
     }
 
@@ -2013,8 +2078,8 @@ impl CoreLb {
     /// an ICMPv6 Packet Too Big (IPv6) or an ICMP Fragmentation Needed (IPv4
     /// with Don't Fragment) whose MTU is the server side's less the outer
     /// header, as IPVS's tunnel mode does, so its path-MTU discovery settles
-    /// on packets that fit; the session stays. IPv4 without DF is dropped
-    /// (`encap_too_big`): the appliance does not fragment.
+    /// on packets that fit; the session stays. IPv4 without DF that could
+    /// not be sent as two outer fragments is dropped (`encap_too_big`).
     #[cold]
     #[inline(never)]
     fn dsr_send_too_big<F: Frame>(
@@ -2766,6 +2831,77 @@ fn dsr_too_big<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) ->
     l3_len(f, p) + usize::from(encap_overhead(backend)) > usize::from(topo.server_mtu)
 }
 
+/// True when an IPv4 packet without Don't Fragment that the IPv4 outer
+/// header takes past the server side's MTU can leave as two outer
+/// fragments (RFC 2003 §5.1); IPv6 outer headers, which a source would have
+/// to fragment with a Fragment header, and packets needing three fragments
+/// or more are not split.
+fn dsr_can_fragment<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) -> bool {
+    let no_df = p.l3 == L3Kind::Ipv4
+        && f.bytes()
+            .get(usize::from(p.l3_offset) + 6)
+            .is_some_and(|b| b & 0x40 == 0);
+    let per = fragment_payload(topo.server_mtu);
+    no_df && backend.is_ipv4() && per > 0 && l3_len(f, p) <= 2 * per
+}
+
+/// Octets of outer payload a fragment carries under `mtu`: what fits after
+/// a 20-octet IPv4 header, in whole 8-octet units (RFC 791).
+fn fragment_payload(mtu: u16) -> usize {
+    usize::from(mtu).saturating_sub(20) & !7
+}
+
+/// Splits the IPv4 packet whose 20-octet header starts at `l3` in `first`
+/// into two fragments under `mtu`: `first` keeps the first
+/// [`fragment_payload`] octets of payload with More Fragments set, `second`
+/// (empty) gets the link-layer header, a copy of the IP header and the
+/// rest. Both get identification `ident`, Don't Fragment cleared, their
+/// length, offset and header checksum.
+fn split_ipv4<F: Frame>(first: &mut F, second: &mut F, l3: usize, mtu: u16, ident: u16) -> bool {
+    let b = first.bytes();
+    if b.len() < l3 + 20 || b[l3] != 0x45 {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([b[l3 + 2], b[l3 + 3]]));
+    let per = fragment_payload(mtu);
+    if total < 20 || l3 + total > b.len() || per == 0 {
+        return false;
+    }
+    let payload = total - 20;
+    let rest = payload.saturating_sub(per);
+    if rest == 0 || rest > per || !second.set_len(l3 + 20 + rest) {
+        return false;
+    }
+    let out = second.bytes_mut();
+    out[..l3 + 20].copy_from_slice(&b[..l3 + 20]);
+    out[l3 + 20..].copy_from_slice(&b[l3 + 20 + per..l3 + total]);
+    let offset = (per / 8) as u16;
+    set_fragment_header(&mut out[l3..l3 + 20], 20 + rest, ident, offset, false);
+    if !first.set_len(l3 + 20 + per) {
+        return false;
+    }
+    set_fragment_header(
+        &mut first.bytes_mut()[l3..l3 + 20],
+        20 + per,
+        ident,
+        0,
+        true,
+    );
+    true
+}
+
+/// Writes a fragment's total length, identification, flags and offset
+/// (in 8-octet units) into a 20-octet IPv4 header, and its checksum.
+fn set_fragment_header(h: &mut [u8], total: usize, ident: u16, offset: u16, more: bool) {
+    h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&ident.to_be_bytes());
+    let flags = if more { 0x2000 } else { 0 } | (offset & 0x1fff);
+    h[6..8].copy_from_slice(&flags.to_be_bytes());
+    h[10..12].copy_from_slice(&[0, 0]);
+    let c = crate::packet::checksum::checksum(h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Octets DSR's outer header adds toward `backend` (RFC 2003, RFC 2473).
 #[inline]
 fn encap_overhead(backend: IpAddr) -> u16 {
@@ -3453,15 +3589,65 @@ mod tests {
     }
 
     #[test]
-    fn dsr_too_big_ipv4_gets_fragmentation_needed_with_df_and_a_drop_without() {
+    fn dsr_too_big_ipv4_gets_fragmentation_needed_with_df_and_fragments_without() {
         let mut cs = dsr_mtu_cores();
         let mut big = eth_ipv4(
             "203.0.113.9",
             "198.51.100.82",
             &L4::Udp(4000, 53, vec![0xcd; 1400]),
         );
-        // Without Don't Fragment: the appliance does not fragment.
+        // Without Don't Fragment: two outer fragments, 1400 and 48 octets.
         let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Fragment(1));
+        let mut second = TestFrame::new(Vec::new());
+        let topo = cs[0].topology();
+        assert!(cs[0].fragment(&topo, &mut f, Some(&mut second)));
+        let (a, b) = (f.bytes(), second.bytes());
+        assert_eq!(
+            a.len(),
+            14 + 1396,
+            "1400 less the IPv4 header, in 8-octet units, plus it"
+        );
+        assert_eq!(b.len(), 14 + 20 + (1428 - 1376));
+        assert_eq!(&b[..14], &a[..14], "the same link-layer header");
+        for (frag, more, offset, len) in [(a, true, 0u16, 1396u16), (b, false, 172, 72)] {
+            let h = &frag[14..34];
+            assert_eq!(checksum::checksum(h), 0, "header checksum");
+            assert_eq!(u16::from_be_bytes([h[2], h[3]]), len);
+            let flags = u16::from_be_bytes([h[6], h[7]]);
+            assert_eq!(
+                (flags & 0x2000 != 0, flags & 0x1fff, flags & 0x4000),
+                (more, offset, 0)
+            );
+            assert_eq!(h[9], 4, "IPv4 in IPv4");
+            assert_eq!(&h[16..20], &[192, 0, 2, 40], "to the backend");
+        }
+        assert_eq!(&a[14 + 4..14 + 6], &b[14 + 4..14 + 6], "one identification");
+        let mut inner = a[34..].to_vec();
+        inner.extend_from_slice(&b[34..]);
+        assert_eq!(inner, &big[14..], "the fragments carry the client's packet");
+        assert_eq!(cs[0].counters.encap_fragmented, 1);
+        assert_eq!(cs[0].counters.to_backend, 1);
+        // The next one gets another identification; without a buffer for
+        // the second fragment it is counted.
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Fragment(1));
+        let mut second = TestFrame::new(Vec::new());
+        assert!(cs[0].fragment(&topo, &mut f, Some(&mut second)));
+        assert_ne!(&f.bytes()[14 + 4..14 + 6], &a[14 + 4..14 + 6]);
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Fragment(1));
+        assert!(!cs[0].fragment::<TestFrame>(&topo, &mut f, None));
+        assert_eq!(
+            cs[0].counters.lb_drops[LbDrop::FragmentNoBuffer as usize],
+            1
+        );
+        // Three fragments' worth is not split.
+        let mut f = TestFrame::new(eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.82",
+            &L4::Udp(4000, 53, vec![0xcd; 2900]),
+        ));
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Drop);
         assert_eq!(cs[0].counters.lb_drops[LbDrop::EncapTooBig as usize], 1);
         // With it: Fragmentation Needed, next-hop MTU 1400 less 20.
@@ -3637,7 +3823,7 @@ mod tests {
         assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Transmit(0));
         assert_eq!(cs[0].counters.icmp_too_big_sent, 3, "a new second");
         // Packets that fit are not limited, nor is IPv4 without DF counted
-        // against the limit (it is dropped as before, with no error).
+        // against the limit (it leaves in fragments, with no error).
         let fits = eth_ipv6(
             "2001:db8:c0::5",
             "2001:db8:ffff::82",
@@ -3654,8 +3840,7 @@ mod tests {
             &L4::Udp(4000, 53, vec![0xcd; 1400]),
         );
         let mut f = TestFrame::new(no_df);
-        assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Drop);
-        assert_eq!(cs[0].counters.lb_drops[LbDrop::EncapTooBig as usize], 1);
+        assert_eq!(cs[0].process(&mut f, 0, 8, false), Verdict::Fragment(1));
         assert_eq!(cs[0].counters.lb_drops[LbDrop::IcmpRateLimited as usize], 3);
     }
 

@@ -77,6 +77,8 @@ counters! {
     /// DSR: Packet Too Big / Fragmentation Needed sent to clients on a
     /// server-side router's report about an encapsulated packet.
     IcmpTunnelTooBig => "icmp_tunnel_too_big",
+    /// DSR: IPv4 packets without Don't Fragment sent as two outer fragments.
+    EncapFragmented => "encap_fragmented",
     /// Packets forwarded unchanged through `forward_to`.
     RawForwarded => "raw_forwarded",
     /// Packets handed to the core owning their shard.

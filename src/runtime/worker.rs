@@ -197,6 +197,8 @@ struct Dispatch {
     handoff: Vec<PacketBurst>,
     counters: WorkerCounters,
     burst: usize,
+    /// The mbuf pool (second fragments of DSR packets).
+    pool: Arc<Mempool>,
 }
 
 impl Dispatch {
@@ -239,6 +241,15 @@ impl Dispatch {
                 if let Err(m) = buf.push(m) {
                     self.lb.counters.handoff_refused(1);
                     drop(m);
+                }
+            }
+            Verdict::Fragment(out) => {
+                let mut second = self.pool.alloc();
+                if self.lb.fragment(topo, &mut m, second.as_mut()) {
+                    self.transmit(out, m, tx);
+                    if let Some(second) = second {
+                        self.transmit(out, second, tx);
+                    }
                 }
             }
             Verdict::Drop => drop(m),
@@ -323,6 +334,7 @@ impl Dispatch {
         c.set(Counter::IcmpErrorsTranslated, lb.icmp_errors_translated);
         c.set(Counter::IcmpTooBigSent, lb.icmp_too_big_sent);
         c.set(Counter::IcmpTunnelTooBig, lb.icmp_tunnel_too_big);
+        c.set(Counter::EncapFragmented, lb.encap_fragmented);
         c.set(Counter::RawForwarded, lb.raw_forwarded);
         c.set(Counter::HandoffsOut, lb.handoffs);
         c.set(Counter::SessionsCreated, lb.sessions_created);
@@ -404,6 +416,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         handoff: (0..handoff_out.len()).map(|_| PacketBurst::new()).collect(),
         counters: WorkerCounters::default(),
         burst,
+        pool: pool.clone(),
     };
     // The worker's own handle on the topology: the packet path borrows it,
     // so no reference count (shared by every core) is touched per packet.
