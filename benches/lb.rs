@@ -131,7 +131,11 @@ impl Frame for BenchFrame {
 }
 
 fn core(sessions: usize) -> (Arc<Topology>, CoreLb) {
-    let cfg = Config::from_toml(CONFIG, "bench").expect("config");
+    core_of(CONFIG, sessions)
+}
+
+fn core_of(config: &str, sessions: usize) -> (Arc<Topology>, CoreLb) {
+    let cfg = Config::from_toml(config, "bench").expect("config");
     let macs = [[2, 0xc, 0, 0, 0, 1], [2, 5, 0, 0, 0, 1]];
     let topo = Arc::new(Topology::from_config(&cfg, &macs, false).expect("topology"));
     let mut map = BucketMap::new(4096, 0).expect("buckets");
@@ -271,6 +275,74 @@ impl Established {
     }
 }
 
+/// A worker fed a new identity per packet.
+struct Churn {
+    topo: Arc<Topology>,
+    lb: CoreLb,
+    /// Offset of the home address's last four octets in `image`.
+    home_at: usize,
+    frames: Vec<BenchFrame>,
+    images: Vec<Vec<u8>>,
+    pre: Vec<Prefetched>,
+    next: u32,
+    bursts: u64,
+    created_at_last_expire: u64,
+}
+
+impl Churn {
+    /// Packets per tick of the session clock.
+    const PER_SECOND: u64 = 3_500_000;
+
+    fn new() -> Self {
+        let config = CONFIG.replace("session_lifetime = \"10s\"", "session_lifetime = \"1s\"");
+        let (topo, lb) = core_of(&config, 4 << 20);
+        let image = clients("hao", 1).remove(0);
+        // Client 0's home address, 2001:db8:40::, in its Home Address option.
+        let home = Ipv6Addr::new(0x2001, 0xdb8, 0x40, 0, 0, 0, 0, 0).octets();
+        let home_at = image
+            .windows(16)
+            .position(|w| w == home)
+            .expect("the home address is in the frame")
+            + 12;
+        Churn {
+            topo,
+            lb,
+            home_at,
+            frames: (0..BURST).map(|_| BenchFrame::new()).collect(),
+            images: vec![image; BURST],
+            pre: vec![Prefetched::default(); BURST],
+            next: 1,
+            bursts: 0,
+            created_at_last_expire: 0,
+        }
+    }
+
+    fn burst(&mut self) -> usize {
+        for img in self.images.iter_mut() {
+            img[self.home_at..self.home_at + 4].copy_from_slice(&self.next.to_be_bytes());
+            self.next = self.next.wrapping_add(1);
+        }
+        let now = 1 + (self.bursts * BURST as u64 / Self::PER_SECOND) as u32;
+        self.bursts += 1;
+        if self.bursts % 256 == 0 {
+            // The worker loop's slice: 1024 slots, plus 4 per session
+            // created since the last one (at most 32Ki).
+            let created = self.lb.counters.sessions_created;
+            let churn = (created - self.created_at_last_expire) as usize;
+            self.created_at_last_expire = created;
+            self.lb.expire(now, 1024 + (churn * 4).min(32 * 1024));
+        }
+        burst(
+            &self.topo,
+            &mut self.lb,
+            &mut self.frames,
+            &self.images,
+            &mut self.pre,
+            now,
+        )
+    }
+}
+
 fn lb_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("lb");
     g.throughput(Throughput::Elements(BURST as u64));
@@ -310,6 +382,15 @@ fn lb_benches(c: &mut Criterion) {
             })
         });
     }
+    // New identities, as `new-100pct-hao-64` of the bench script: every
+    // packet a home address never seen, sessions of 1 s (its churn
+    // configuration), the clock ticking every 3.5M packets (about the rate
+    // measured end to end), and the worker loop's expiry slices.
+    let mut state: Option<Churn> = None;
+    g.bench_function("new_identities_hao", |b| {
+        let s = state.get_or_insert_with(Churn::new);
+        b.iter(|| black_box(s.burst()))
+    });
     let mut state: Option<Established> = None;
     g.bench_function("copy_only_hao", |b| {
         let s = state.get_or_insert_with(|| Established::new("hao", 1_000, 2048));
