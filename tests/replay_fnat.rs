@@ -180,6 +180,13 @@ protocol = "any"
 forwarding = "dsr"
 [[service.backend]]
 address = "192.0.2.50"
+[[service]]
+name = "dsr4to6"
+vip = "198.51.100.161"
+protocol = "any"
+forwarding = "dsr"
+[[service.backend]]
+address = "2001:db8:1::51"
 "#,
         mem = common::eal_memory(true, 256, "replay_fnat")
     )
@@ -1280,4 +1287,52 @@ fn dsr_tunnel_errors_reach_the_client() {
         Some(p) => assert!(p.is_empty(), "tshark flags:\n{}", p.join("\n")),
         None => eprintln!("tshark not installed here (scripts/setup.sh installs it): dissection check skipped"),
     }
+}
+
+/// RFC 2473 §7.1: an IPv4 client packet without DF that an IPv6 outer
+/// header takes past the server side's 1500 octets leaves as two IPv6
+/// fragments (Fragment headers), which scapy's `defragment6` reassembles
+/// into exactly the IPv4-in-IPv6 packet it builds around the client's.
+#[test]
+fn dsr_ipv4_to_an_ipv6_backend_leaves_in_ipv6_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("clients.pcap");
+    python(
+        r#"
+import sys
+from scapy.all import Ether, IP, UDP, Raw, wrpcap
+E = dict(src="02:0c:00:00:00:09", dst="02:0c:00:00:00:01")
+wrpcap(sys.argv[1], [Ether(**E)/IP(src="203.0.113.4", dst="198.51.100.161")/UDP(sport=5009, dport=9)/Raw(b"F" * 1472)])
+"#,
+        &[&input],
+    );
+    let out = d.join("server.pcap");
+    let r = replay(d, &["--in", "--out-server"], &[&input, &out]);
+    assert_eq!(r["totals"]["to_backend"], 1u64, "{r}");
+    assert_eq!(r["totals"]["encap_fragmented"], 1u64, "{r}");
+    let got = python(
+        r#"
+import sys, json
+from scapy.all import rdpcap, IP, IPv6, raw
+from scapy.layers.inet6 import IPv6ExtHdrFragment, defragment6
+sent = rdpcap(sys.argv[1])
+frags = [p[IPv6] for p in rdpcap(sys.argv[2])]
+out = [[len(raw(f)), f[IPv6ExtHdrFragment].m, f[IPv6ExtHdrFragment].offset * 8, f[IPv6ExtHdrFragment].nh] for f in frags]
+assert frags[0][IPv6ExtHdrFragment].id == frags[1][IPv6ExtHdrFragment].id
+whole = defragment6(frags)
+want = IPv6(src="2001:db8:1::1", dst="2001:db8:1::51", nh=4)/sent[0][IP]
+assert whole[IPv6].src == want.src and whole[IPv6].dst == want.dst and whole[IPv6].nh == 4, whole.summary()
+assert raw(whole[IPv6].payload) == raw(sent[0][IP]), "the client's packet, whole"
+print(json.dumps(out))
+"#,
+        &[&input, &out],
+    );
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!([[1496, 1, 0, 4], [100, 0, 1448, 4]]),
+        "two fragments under 1500: {got}"
+    );
+    check_tshark("IPv4 in IPv6 fragments", &out, 2);
 }

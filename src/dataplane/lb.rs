@@ -184,9 +184,8 @@ lb_drops! {
     /// reply's type 2 Routing header.
     EncapNoHeadroom => "encap_no_headroom",
     /// DSR: the outer header would take an IPv4 packet without Don't
-    /// Fragment past the server side's MTU and it cannot leave as two IPv4
-    /// outer fragments (the backend is IPv6, or the packet needs three
-    /// fragments or more); packets with DF, and IPv6 packets, get a
+    /// Fragment past the server side's MTU and it would need three outer
+    /// fragments or more; packets with DF, and IPv6 packets, get a
     /// Fragmentation Needed or Packet Too Big back instead.
     EncapTooBig => "encap_too_big",
     /// The handoff ring to the owning core was full.
@@ -253,9 +252,9 @@ pub enum Verdict {
     Hold(u8),
     /// Free it; the reason has been counted.
     Drop,
-    /// DSR: encapsulated in IPv4 for this port but longer than its MTU, an
-    /// IPv4 client packet without Don't Fragment: the worker splits it into
-    /// two outer fragments ([`CoreLb::fragment`], with a second buffer) and
+    /// DSR: encapsulated for this port but longer than its MTU, an IPv4
+    /// client packet without Don't Fragment: the worker splits it into two
+    /// outer fragments ([`CoreLb::fragment`], with a second buffer) and
     /// transmits both.
     Fragment(u8),
 }
@@ -286,7 +285,7 @@ pub struct LbCounters {
     /// for the tunnel (an ICMP error about an encapsulated packet).
     pub icmp_tunnel_too_big: u64,
     /// DSR: IPv4 client packets without Don't Fragment sent to backends as
-    /// two outer fragments (RFC 2003 §5.1).
+    /// two outer fragments (RFC 2003 §5.1, RFC 2473 §7.1).
     pub encap_fragmented: u64,
     /// Packets handed to another core.
     pub handoffs: u64,
@@ -1138,14 +1137,15 @@ pub struct CoreLb {
     icmp_originated: WindowLimit,
     /// ICMP errors this core translates, per second.
     icmp_translated: WindowLimit,
-    /// Where the outer IPv4 header of the packet last answered with
+    /// Where the outer header of the packet last answered with
     /// [`Verdict::Fragment`] starts (its link-layer header's length).
     fragment_l3: usize,
-    /// The outer IPv4 identification of this core's next fragmented packet
-    /// (RFC 6864 §4.3: unique per source, destination and protocol while
-    /// fragments may live): cores count in steps of the worker count from
-    /// their own index, so no two cores use the same value.
-    fragment_ident: u16,
+    /// The outer identification of this core's next fragmented packet (the
+    /// low 16 bits for IPv4; RFC 6864 §4.3, RFC 8200 §4.5: unique per
+    /// source and destination while fragments may live): cores count in
+    /// steps of the worker count from their own index, so no two cores use
+    /// the same value.
+    fragment_ident: u32,
     /// Counters, read and published by the worker loop.
     pub counters: LbCounters,
 }
@@ -1220,7 +1220,7 @@ impl CoreLb {
             icmp_originated: WindowLimit::new(sizing.icmp_errors_per_second),
             icmp_translated: WindowLimit::new(sizing.icmp_translated_per_second),
             fragment_l3: 0,
-            fragment_ident: u16::from(me),
+            fragment_ident: u32::from(me),
             topo,
         })
     }
@@ -1637,7 +1637,8 @@ impl CoreLb {
     /// Carries out a [`Verdict::Fragment`] just given for `first`: moves
     /// the second half of its outer payload into `second` (an empty buffer
     /// from the pool; `None` when the pool had none) and makes both valid
-    /// IPv4 fragments of the outer packet. False when the packet could not
+    /// fragments of the outer packet (IPv4, or IPv6 with Fragment headers,
+    /// which takes 8 octets of headroom in `first`). False when it could not
     /// be split (counted; free both).
     pub fn fragment<F: Frame>(
         &mut self,
@@ -1650,8 +1651,14 @@ impl CoreLb {
             return false;
         };
         let ident = self.fragment_ident;
-        self.fragment_ident = ident.wrapping_add(u16::from(self.workers.max(1)));
-        if !split_ipv4(first, second, self.fragment_l3, topo.server_mtu, ident) {
+        self.fragment_ident = ident.wrapping_add(u32::from(self.workers.max(1)));
+        let l3 = self.fragment_l3;
+        let split = match first.bytes().get(l3).map(|b| b >> 4) {
+            Some(4) => split_ipv4(first, second, l3, topo.server_mtu, ident as u16),
+            Some(6) => split_ipv6(first, second, l3, topo.server_mtu, ident),
+            _ => false,
+        };
+        if !split {
             self.counters.drop(LbDrop::RewriteFailed);
             return false;
         }
@@ -2831,24 +2838,69 @@ fn dsr_too_big<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) ->
     l3_len(f, p) + usize::from(encap_overhead(backend)) > usize::from(topo.server_mtu)
 }
 
-/// True when an IPv4 packet without Don't Fragment that the IPv4 outer
-/// header takes past the server side's MTU can leave as two outer
-/// fragments (RFC 2003 §5.1); IPv6 outer headers, which a source would have
-/// to fragment with a Fragment header, and packets needing three fragments
-/// or more are not split.
+/// True when an IPv4 packet without Don't Fragment that the outer header
+/// takes past the server side's MTU can leave as two outer fragments: an
+/// IPv4 outer header fragmented as RFC 2003 §5.1 allows, an IPv6 one with a
+/// Fragment header (RFC 2473 §7.1, RFC 8200 §4.5). Packets needing three
+/// fragments or more are not split.
 fn dsr_can_fragment<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) -> bool {
     let no_df = p.l3 == L3Kind::Ipv4
         && f.bytes()
             .get(usize::from(p.l3_offset) + 6)
             .is_some_and(|b| b & 0x40 == 0);
-    let per = fragment_payload(topo.server_mtu);
-    no_df && backend.is_ipv4() && per > 0 && l3_len(f, p) <= 2 * per
+    let per = fragment_payload(topo.server_mtu, backend.is_ipv6());
+    no_df && per > 0 && l3_len(f, p) <= 2 * per
 }
 
-/// Octets of outer payload a fragment carries under `mtu`: what fits after
-/// a 20-octet IPv4 header, in whole 8-octet units (RFC 791).
-fn fragment_payload(mtu: u16) -> usize {
-    usize::from(mtu).saturating_sub(20) & !7
+/// Octets of the outer packet's payload a fragment carries under `mtu`:
+/// what fits after a 20-octet IPv4 header, or a 40-octet IPv6 header and
+/// an 8-octet Fragment header, in whole 8-octet units.
+fn fragment_payload(mtu: u16, ipv6: bool) -> usize {
+    let headers = if ipv6 { 40 + 8 } else { 20 };
+    usize::from(mtu).saturating_sub(headers) & !7
+}
+
+/// [`split_ipv4`] for an IPv6 outer header (carrying IPv4, next header 4)
+/// at `l3`: both fragments get a Fragment header (RFC 8200 §4.5) with
+/// identification `ident`; `first` keeps the first [`fragment_payload`]
+/// octets of the inner packet with the M flag (it needs 8 octets of
+/// headroom for the new header), `second` gets the rest at its offset.
+fn split_ipv6<F: Frame>(first: &mut F, second: &mut F, l3: usize, mtu: u16, ident: u32) -> bool {
+    const FRAGMENT_HEADER: u8 = 44;
+    let b = first.bytes();
+    if b.len() < l3 + 40 || b[l3] >> 4 != 6 || b[l3 + 6] != 4 {
+        return false;
+    }
+    let inner = usize::from(u16::from_be_bytes([b[l3 + 4], b[l3 + 5]]));
+    let per = fragment_payload(mtu, true);
+    if l3 + 40 + inner > b.len() || per == 0 {
+        return false;
+    }
+    let rest = inner.saturating_sub(per);
+    if rest == 0 || rest > per || !second.set_len(l3 + 48 + rest) {
+        return false;
+    }
+    let fragment_header = |offset: usize, more: bool| {
+        let mut h = [4u8, 0, 0, 0, 0, 0, 0, 0];
+        let field = ((offset / 8) as u16) << 3 | u16::from(more);
+        h[2..4].copy_from_slice(&field.to_be_bytes());
+        h[4..8].copy_from_slice(&ident.to_be_bytes());
+        h
+    };
+    let out = second.bytes_mut();
+    out[..l3 + 40].copy_from_slice(&b[..l3 + 40]);
+    out[l3 + 40..l3 + 48].copy_from_slice(&fragment_header(per, false));
+    out[l3 + 48..].copy_from_slice(&b[l3 + 40 + per..l3 + 40 + inner]);
+    out[l3 + 4..l3 + 6].copy_from_slice(&((8 + rest) as u16).to_be_bytes());
+    out[l3 + 6] = FRAGMENT_HEADER;
+    if !insert_after_l2(first, l3 + 40, 8) || !first.set_len(l3 + 48 + per) {
+        return false;
+    }
+    let b = first.bytes_mut();
+    b[l3 + 40..l3 + 48].copy_from_slice(&fragment_header(0, true));
+    b[l3 + 4..l3 + 6].copy_from_slice(&((8 + per) as u16).to_be_bytes());
+    b[l3 + 6] = FRAGMENT_HEADER;
+    true
 }
 
 /// Splits the IPv4 packet whose 20-octet header starts at `l3` in `first`
@@ -2863,7 +2915,7 @@ fn split_ipv4<F: Frame>(first: &mut F, second: &mut F, l3: usize, mtu: u16, iden
         return false;
     }
     let total = usize::from(u16::from_be_bytes([b[l3 + 2], b[l3 + 3]]));
-    let per = fragment_payload(mtu);
+    let per = fragment_payload(mtu, false);
     if total < 20 || l3 + total > b.len() || per == 0 {
         return false;
     }
@@ -3676,6 +3728,63 @@ mod tests {
             &L4::Udp(4000, 53, vec![0xcd; 1300]),
         ));
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
+    }
+
+    /// IPv4 without DF toward an IPv6 backend: two IPv6 outer fragments
+    /// with Fragment headers (RFC 2473 §7.1), one identification, that
+    /// carry the client's packet whole.
+    #[test]
+    fn dsr_ipv4_without_df_to_an_ipv6_backend_leaves_in_ipv6_fragments() {
+        let config = CONFIG.replace(
+            "role = \"server\"\n",
+            "role = \"server\"\n        mtu = 1400\n",
+        ) + r#"
+        [[service]]
+        name = "dsr-4in6"
+        vip = "198.51.100.83"
+        protocol = "any"
+        forwarding = "dsr"
+        [[service.backend]]
+        address = "2001:db8:1::21"
+        "#;
+        let mut cs = cores_from(&config, 1, true, 64, 1, 1024);
+        let big = eth_ipv4(
+            "203.0.113.9",
+            "198.51.100.83",
+            &L4::Udp(4000, 53, vec![0xcd; 1400]),
+        );
+        let mut f = TestFrame::new(big.clone());
+        assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Fragment(1));
+        let mut second = TestFrame::new(Vec::new());
+        let topo = cs[0].topology();
+        assert!(cs[0].fragment(&topo, &mut f, Some(&mut second)));
+        let (a, b) = (f.bytes(), second.bytes());
+        // 1400 - 48 = 1352 octets of the 1428-octet client packet, then 76.
+        assert_eq!((a.len(), b.len()), (14 + 48 + 1352, 14 + 48 + 76));
+        assert_eq!(&a[12..14], &[0x86, 0xdd]);
+        assert_eq!(&b[..14], &a[..14]);
+        for (frag, more, offset, plen) in [(a, 1u16, 0u16, 1360u16), (b, 0, 1352, 84)] {
+            let h = &frag[14..62];
+            assert_eq!(u16::from_be_bytes([h[4], h[5]]), plen, "payload length");
+            assert_eq!(h[6], 44, "a Fragment header follows");
+            assert_eq!(
+                &h[24..40],
+                &addr6("2001:db8:1::21").octets(),
+                "to the backend"
+            );
+            assert_eq!(h[40], 4, "it carries IPv4");
+            let field = u16::from_be_bytes([h[42], h[43]]);
+            assert_eq!((field & 1, (field >> 3) * 8), (more, offset));
+        }
+        assert_eq!(
+            &a[14 + 44..14 + 48],
+            &b[14 + 44..14 + 48],
+            "one identification"
+        );
+        let mut inner = a[62..].to_vec();
+        inner.extend_from_slice(&b[62..]);
+        assert_eq!(inner, &big[14..], "the client's packet, whole");
+        assert_eq!(cs[0].counters.encap_fragmented, 1);
     }
 
     /// A router between the appliance and a DSR backend reports a Packet
