@@ -3730,6 +3730,64 @@ mod tests {
         assert_eq!(cs[0].process(&mut f, 0, 0, false), Verdict::Transmit(1));
     }
 
+    proptest::proptest! {
+        /// Any payload length and MTU: a split either refuses (and the
+        /// first frame is unchanged) or gives two fragments within the MTU
+        /// whose payloads, in order, are the original payload; garbage in
+        /// the header never panics.
+        #[test]
+        fn outer_fragments_reassemble_or_are_refused(
+            len in 0usize..3100,
+            mtu in 68u16..1600,
+            v6 in proptest::bool::ANY,
+            garbage in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 48)),
+        ) {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut frame = vec![2u8, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0];
+            if v6 {
+                frame[12..14].copy_from_slice(&[0x86, 0xdd]);
+                let mut h = vec![0x60, 0, 0, 0, 0, 0, 4, 64];
+                h[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+                h.extend_from_slice(&[0x20; 32]);
+                frame.extend_from_slice(&h);
+            } else {
+                let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 4, 0, 0];
+                h[2..4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+                h.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 40]);
+                frame.extend_from_slice(&h);
+            }
+            if let Some(g) = &garbage {
+                let n = if v6 { 40 } else { 20 };
+                frame[14..14 + n].copy_from_slice(&g[..n]);
+            }
+            frame.extend_from_slice(&payload);
+            let mut first = TestFrame::new(frame.clone());
+            let mut second = TestFrame::new(Vec::new());
+            let ok = if v6 {
+                split_ipv6(&mut first, &mut second, 14, mtu, 0xabcd_0123)
+            } else {
+                split_ipv4(&mut first, &mut second, 14, mtu, 0xabcd)
+            };
+            if !ok {
+                proptest::prop_assert_eq!(first.bytes(), &frame[..], "refused: unchanged");
+            } else {
+                let headers = if v6 { 48 } else { 20 };
+                let (a, b) = (first.bytes(), second.bytes());
+                proptest::prop_assert!(a.len() - 14 <= usize::from(mtu));
+                proptest::prop_assert!(b.len() - 14 <= usize::from(mtu));
+                let mut joined = a[14 + headers..].to_vec();
+                joined.extend_from_slice(&b[14 + headers..]);
+                // What the header (perhaps garbage) says the packet holds.
+                let (inner_start, inner_end) = if v6 {
+                    (54, 54 + usize::from(u16::from_be_bytes([frame[18], frame[19]])))
+                } else {
+                    (34, 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]])))
+                };
+                proptest::prop_assert_eq!(&joined[..], &frame[inner_start..inner_end]);
+            }
+        }
+    }
+
     /// IPv4 without DF toward an IPv6 backend: two IPv6 outer fragments
     /// with Fragment headers (RFC 2473 §7.1), one identification, that
     /// carry the client's packet whole.
