@@ -13,7 +13,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use roamlb::config::Config;
 use roamlb::dataplane::buckets::BucketMap;
-use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, Verdict};
+use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, VecFrame, Verdict};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
 use std::hint::black_box;
@@ -73,63 +73,6 @@ port = "server"
 "#;
 
 const BURST: usize = 32;
-/// Headroom in front of each frame, as an mbuf has (128 octets).
-const HEADROOM: usize = 128;
-
-/// A frame in a fixed buffer with mbuf-like headroom.
-struct BenchFrame {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl BenchFrame {
-    fn new() -> Self {
-        BenchFrame {
-            buf: vec![0; 2048],
-            start: HEADROOM,
-            end: HEADROOM,
-        }
-    }
-
-    /// Replaces the contents with `image` (the RX copy).
-    #[inline]
-    fn load(&mut self, image: &[u8]) {
-        self.start = HEADROOM;
-        self.end = HEADROOM + image.len();
-        self.buf[self.start..self.end].copy_from_slice(image);
-    }
-}
-
-impl Frame for BenchFrame {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
-    }
-    fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
-    }
-    fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.buf.len() {
-            return false;
-        }
-        self.end = self.start + len;
-        true
-    }
-    fn scratch(&self) -> &[u8] {
-        &self.buf[..self.start]
-    }
-    fn scratch_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..self.start]
-    }
-}
-
 fn core(sessions: usize) -> (Arc<Topology>, CoreLb) {
     core_of(CONFIG, sessions)
 }
@@ -214,7 +157,7 @@ fn clients(shape: &str, n: u32) -> Vec<Vec<u8>> {
 fn burst(
     topo: &Topology,
     lb: &mut CoreLb,
-    frames: &mut [BenchFrame],
+    frames: &mut [VecFrame],
     images: &[Vec<u8>],
     pre: &mut [Prefetched],
     now: u32,
@@ -240,7 +183,7 @@ struct Established {
     topo: Arc<Topology>,
     lb: CoreLb,
     images: Vec<Vec<u8>>,
-    frames: Vec<BenchFrame>,
+    frames: Vec<VecFrame>,
     pre: Vec<Prefetched>,
     at: usize,
 }
@@ -249,7 +192,7 @@ impl Established {
     fn new(shape: &str, n: u32, room: usize) -> Self {
         let images = clients(shape, n);
         let (topo, mut lb) = core(room);
-        let mut frames: Vec<BenchFrame> = (0..BURST).map(|_| BenchFrame::new()).collect();
+        let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(Vec::new())).collect();
         let mut pre = vec![Prefetched::default(); BURST];
         for chunk in images.chunks(BURST) {
             let k = chunk.len();
@@ -281,7 +224,7 @@ struct Churn {
     lb: CoreLb,
     /// Offset of the home address's last four octets in `image`.
     home_at: usize,
-    frames: Vec<BenchFrame>,
+    frames: Vec<VecFrame>,
     images: Vec<Vec<u8>>,
     pre: Vec<Prefetched>,
     next: u32,
@@ -308,7 +251,7 @@ impl Churn {
             topo,
             lb,
             home_at,
-            frames: (0..BURST).map(|_| BenchFrame::new()).collect(),
+            frames: (0..BURST).map(|_| VecFrame::new(Vec::new())).collect(),
             images: vec![image; BURST],
             pre: vec![Prefetched::default(); BURST],
             next: 1,

@@ -134,6 +134,22 @@ pub struct ServiceConfig {
     pub backend: Vec<BackendConfig>,
 }
 
+impl ServiceConfig {
+    /// The full-NAT idle timeout in effect: `fnat_idle_timeout`, else
+    /// `session_lifetime`.
+    pub fn fnat_idle(&self) -> Duration {
+        self.fnat_idle_timeout.unwrap_or(self.session_lifetime)
+    }
+
+    /// The closed-TCP timeout in effect: `fnat_closed_timeout`, else 10 s,
+    /// never above [`ServiceConfig::fnat_idle`].
+    pub fn fnat_closed(&self) -> Duration {
+        self.fnat_closed_timeout
+            .unwrap_or(Duration::from_secs(10))
+            .min(self.fnat_idle())
+    }
+}
+
 fn default_identity() -> ServiceIdentity {
     ServiceIdentity::Default
 }
@@ -469,14 +485,11 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
                 humantime::format_duration(s.session_lifetime)
             ));
         }
-        if let Some(closed) = s
-            .fnat_closed_timeout
-            .filter(|t| *t > s.fnat_idle_timeout.unwrap_or(s.session_lifetime))
-        {
+        if let Some(closed) = s.fnat_closed_timeout.filter(|t| *t > s.fnat_idle()) {
             errs.push(format!(
                 "{key}.fnat_closed_timeout: {} is longer than the idle timeout ({})",
                 humantime::format_duration(closed),
-                humantime::format_duration(s.fnat_idle_timeout.unwrap_or(s.session_lifetime))
+                humantime::format_duration(s.fnat_idle())
             ));
         }
         if s.backend.is_empty() {

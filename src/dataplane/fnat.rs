@@ -161,12 +161,6 @@ const CLOSED: u8 = 32;
 /// The TCP state bits, kept across [`Conn::update`].
 const TCP_STATE: u8 = FIN_CLIENT | FIN_BACKEND | CLOSED;
 
-/// TCP header flags (RFC 9293 §3.1).
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-
 /// One connection, held in the slot of its local (address, port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conn {
@@ -221,11 +215,6 @@ impl Conn {
             | LIVE
             | if hao { HAO } else { 0 }
             | if client.is_ipv4() { V4 } else { 0 };
-    }
-
-    /// Whether the TCP connection has closed (a RST, or a FIN each way).
-    pub fn closed(&self) -> bool {
-        self.flags & CLOSED != 0
     }
 }
 
@@ -486,17 +475,15 @@ impl FnatTable {
             return;
         };
         let before = c.flags;
-        if tcp_flags & TCP_RST != 0 {
+        use crate::packet::tcp::flags::{ACK, FIN, RST, SYN};
+        if tcp_flags & RST != 0 {
             c.flags |= CLOSED;
-        } else if tcp_flags & TCP_FIN != 0 {
+        } else if tcp_flags & FIN != 0 {
             c.flags |= if from_client { FIN_CLIENT } else { FIN_BACKEND };
             if c.flags & (FIN_CLIENT | FIN_BACKEND) == FIN_CLIENT | FIN_BACKEND {
                 c.flags |= CLOSED;
             }
-        } else if from_client
-            && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
-            && before & TCP_STATE != 0
-        {
+        } else if from_client && tcp_flags & (SYN | ACK) == SYN && before & TCP_STATE != 0 {
             c.flags &= !TCP_STATE;
         }
         let lifetime = match (before & CLOSED != 0, c.flags & CLOSED != 0) {
@@ -510,16 +497,6 @@ impl FnatTable {
                 e.set_lifetime(lifetime, now);
             }
         }
-    }
-
-    /// The lifetime the forward entry of connection `r` has now (tests and
-    /// reports).
-    pub fn lifetime_of(&self, r: ConnRef, now: u32) -> Option<u32> {
-        let c = *self.conn(r)?;
-        self.forward
-            .get(c.hash, &c.key, now)
-            .filter(|e| e.value() == r)
-            .map(|e| e.lifetime())
     }
 
     /// Expires connections, examining at most `budget` forward-table slots;

@@ -455,6 +455,22 @@ const MTU_PLATEAUS: [u32; 11] = [
     65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68,
 ];
 
+/// Source and destination of the whole IPv4 (`v4`) or IPv6 header at the
+/// start of `h` (callers have checked its length).
+fn header_addrs(h: &[u8], v4: bool) -> (IpAddr, IpAddr) {
+    if v4 {
+        (
+            IpAddr::V4(Ipv4Addr::from(crate::packet::bytes4(h, 12))),
+            IpAddr::V4(Ipv4Addr::from(crate::packet::bytes4(h, 16))),
+        )
+    } else {
+        (
+            IpAddr::V6(Ipv6Addr::from(crate::packet::bytes16(h, 8))),
+            IpAddr::V6(Ipv6Addr::from(crate::packet::bytes16(h, 24))),
+        )
+    }
+}
+
 /// Finds the client's packet inside an ICMP error about an encapsulated
 /// (IPv6-in-IPv6, IPv4-in-IPv4, or across families) packet, or `None` when
 /// the quote is not one: the quoted outer header must come right after
@@ -468,43 +484,26 @@ pub fn tunnel_quote(frame: &[u8], p: &Parsed) -> Option<TunnelQuote> {
     let v4 = p.l3 == L3Kind::Ipv4;
     let (ty, code) = (*frame.get(icmp)?, *frame.get(icmp + 1)?);
     let h = frame.get(ip..end)?;
-    let (outer_src, backend, inner_proto, outer_len, inner) = if v4 {
+    let (inner_proto, outer_len, inner) = if v4 {
         let ihl = usize::from(*h.first()? & 0x0f) * 4;
         if h.len() < 20 || h[0] >> 4 != 4 || ihl < 20 || h.len() < ihl {
             return None;
         }
-        (
-            IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-            IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
-            h[9],
-            u32::from(u16::from_be_bytes([h[2], h[3]])),
-            ip + ihl,
-        )
+        (h[9], u32::from(u16::from_be_bytes([h[2], h[3]])), ip + ihl)
     } else {
         if h.len() < IPV6_HEADER_LEN || h[0] >> 4 != 6 {
             return None;
         }
-        let a = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&h[o..o + 16]).unwrap_or([0; 16]));
-        (
-            IpAddr::V6(a(8)),
-            IpAddr::V6(a(24)),
-            h[6],
-            40 + u32::from(u16::from_be_bytes([h[4], h[5]])),
-            ip + IPV6_HEADER_LEN,
-        )
+        let len = 40 + u32::from(u16::from_be_bytes([h[4], h[5]]));
+        (h[6], len, ip + IPV6_HEADER_LEN)
     };
+    let (outer_src, backend) = header_addrs(h, v4);
     let q = frame.get(inner..end)?;
-    let (client, vip, inner_df) = match inner_proto {
-        41 if q.len() >= IPV6_HEADER_LEN && q[0] >> 4 == 6 => {
-            let a =
-                |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&q[o..o + 16]).unwrap_or([0; 16]));
-            (IpAddr::V6(a(8)), IpAddr::V6(a(24)), false)
+    let ((client, vip), inner_df) = match inner_proto {
+        41 if q.len() >= IPV6_HEADER_LEN && q[0] >> 4 == 6 => (header_addrs(q, false), false),
+        4 if q.len() >= 20 && q[0] >> 4 == 4 && usize::from(q[0] & 0x0f) * 4 >= 20 => {
+            (header_addrs(q, true), q[6] & 0x40 != 0)
         }
-        4 if q.len() >= 20 && q[0] >> 4 == 4 && usize::from(q[0] & 0x0f) * 4 >= 20 => (
-            IpAddr::V4(Ipv4Addr::new(q[12], q[13], q[14], q[15])),
-            IpAddr::V4(Ipv4Addr::new(q[16], q[17], q[18], q[19])),
-            q[6] & 0x40 != 0,
-        ),
         _ => return None,
     };
     let too_big = match (v4, ty, code) {

@@ -100,6 +100,64 @@ pub trait Frame {
     fn scratch_mut(&mut self) -> &mut [u8];
 }
 
+/// Octets of headroom in front of a [`VecFrame`], as an mbuf has.
+pub const VEC_FRAME_HEADROOM: usize = 128;
+
+/// A [`Frame`] in a heap buffer with mbuf-like headroom: for unit tests,
+/// benchmarks and tools that run the pipeline without an EAL. Not for the
+/// packet path (growing it at the end may allocate).
+#[derive(Debug, Clone)]
+pub struct VecFrame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl VecFrame {
+    /// `frame` behind [`VEC_FRAME_HEADROOM`] octets of headroom.
+    pub fn new(frame: Vec<u8>) -> Self {
+        let mut buf = vec![0u8; VEC_FRAME_HEADROOM];
+        buf.extend(frame);
+        VecFrame {
+            buf,
+            start: VEC_FRAME_HEADROOM,
+        }
+    }
+
+    /// Replaces the contents with `image` behind fresh headroom, reusing
+    /// the buffer (no allocation once it has held a frame that long).
+    pub fn load(&mut self, image: &[u8]) {
+        self.start = VEC_FRAME_HEADROOM;
+        self.buf.resize(VEC_FRAME_HEADROOM, 0);
+        self.buf.extend_from_slice(image);
+    }
+}
+
+impl Frame for VecFrame {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        self.buf.resize(self.start + len, 0);
+        true
+    }
+    fn scratch(&self) -> &[u8] {
+        &self.buf[..self.start]
+    }
+    fn scratch_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.start]
+    }
+}
+
 /// Tag of a handed-off frame whose identity was resolved through an alias;
 /// the 16 bytes after it hold the home address.
 const META_RESOLVED: u8 = 0xa5;
@@ -366,9 +424,6 @@ impl LbCounters {
 fn secs(d: std::time::Duration) -> u32 {
     d.as_secs().clamp(1, u64::from(u32::MAX / 4)) as u32
 }
-
-/// `fnat_closed_timeout` when the configuration does not give it.
-const FNAT_CLOSED_DEFAULT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One service as the data plane uses it.
 #[derive(Debug)]
@@ -757,12 +812,8 @@ impl Topology {
                 },
                 forwarding: s.forwarding,
                 lifetime: secs(s.session_lifetime),
-                conn_idle: secs(s.fnat_idle_timeout.unwrap_or(s.session_lifetime)),
-                conn_closed: secs(
-                    s.fnat_closed_timeout
-                        .unwrap_or(FNAT_CLOSED_DEFAULT)
-                        .min(s.fnat_idle_timeout.unwrap_or(s.session_lifetime)),
-                ),
+                conn_idle: secs(s.fnat_idle()),
+                conn_closed: secs(s.fnat_closed()),
                 backends: set,
                 removed: false,
                 fnat: fnat.into(),
@@ -2100,11 +2151,7 @@ impl CoreLb {
     ) -> Verdict {
         let mtu = topo.server_mtu.saturating_sub(encap_overhead(backend));
         let vip = topo.services[si].vip;
-        let ipv4_without_df = p.l3 == L3Kind::Ipv4
-            && f.bytes()
-                .get(usize::from(p.l3_offset) + 6)
-                .is_some_and(|b| b & 0x40 == 0);
-        if ipv4_without_df {
+        if ipv4_without_df(f, p) {
             return self.counters.drop(LbDrop::EncapTooBig);
         }
         if !self.icmp_originated.allow(now) {
@@ -2844,12 +2891,16 @@ fn dsr_too_big<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) ->
 /// Fragment header (RFC 2473 §7.1, RFC 8200 §4.5). Packets needing three
 /// fragments or more are not split.
 fn dsr_can_fragment<F: Frame>(f: &F, p: &Parsed, topo: &Topology, backend: IpAddr) -> bool {
-    let no_df = p.l3 == L3Kind::Ipv4
+    let per = fragment_payload(topo.server_mtu, backend.is_ipv6());
+    ipv4_without_df(f, p) && per > 0 && l3_len(f, p) <= 2 * per
+}
+
+/// True for an IPv4 packet whose Don't Fragment flag is clear.
+fn ipv4_without_df<F: Frame>(f: &F, p: &Parsed) -> bool {
+    p.l3 == L3Kind::Ipv4
         && f.bytes()
             .get(usize::from(p.l3_offset) + 6)
-            .is_some_and(|b| b & 0x40 == 0);
-    let per = fragment_payload(topo.server_mtu, backend.is_ipv6());
-    no_df && per > 0 && l3_len(f, p) <= 2 * per
+            .is_some_and(|b| b & 0x40 == 0)
 }
 
 /// Octets of the outer packet's payload a fragment carries under `mtu`:
@@ -3134,45 +3185,7 @@ mod tests {
     use crate::packet::checksum;
 
     /// A test frame with headroom, like an mbuf.
-    #[derive(Clone)]
-    struct TestFrame {
-        buf: Vec<u8>,
-        start: usize,
-    }
-
-    impl TestFrame {
-        fn new(frame: Vec<u8>) -> Self {
-            let mut buf = vec![0u8; 128];
-            buf.extend(frame);
-            TestFrame { buf, start: 128 }
-        }
-    }
-
-    impl Frame for TestFrame {
-        fn bytes(&self) -> &[u8] {
-            &self.buf[self.start..]
-        }
-        fn bytes_mut(&mut self) -> &mut [u8] {
-            &mut self.buf[self.start..]
-        }
-        fn prepend(&mut self, n: usize) -> bool {
-            if n > self.start {
-                return false;
-            }
-            self.start -= n;
-            true
-        }
-        fn set_len(&mut self, len: usize) -> bool {
-            self.buf.resize(self.start + len, 0);
-            true
-        }
-        fn scratch(&self) -> &[u8] {
-            &self.buf[..self.start]
-        }
-        fn scratch_mut(&mut self) -> &mut [u8] {
-            &mut self.buf[..self.start]
-        }
-    }
+    type TestFrame = VecFrame;
 
     const CONFIG: &str = r#"
         [workers]
