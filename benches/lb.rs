@@ -1,5 +1,5 @@
 //! ns/packet for one worker's load-balancing decision, without DPDK: the
-//! worker loop's two passes ([`CoreLb::prefetch`], then
+//! worker loop's passes ([`CoreLb::prefetch_burst`], then
 //! [`CoreLb::process_prefetched`]) over bursts of 32 in-memory frames, with
 //! the bench script's DUT services (DNAT to static neighbours). Each packet
 //! is first copied from its pristine image, as a memif RX copies it into an
@@ -165,9 +165,7 @@ fn burst(
     for (f, image) in frames.iter_mut().zip(images) {
         f.load(image);
     }
-    for (f, p) in frames.iter().zip(pre.iter_mut()) {
-        *p = lb.prefetch(topo, f.bytes(), 0);
-    }
+    lb.prefetch_burst(topo, frames.iter().map(|f| f.bytes()), 0, pre);
     lb.prefetch_entries();
     let mut sent = 0;
     for (f, p) in frames.iter_mut().zip(pre.iter()) {

@@ -71,7 +71,8 @@ use crate::dataplane::ratelimit::WindowLimit;
 use crate::dataplane::scheduler::{Backend, BackendIndex, BackendSet, Policy, Remap, Scheduler};
 use crate::dataplane::table::Table;
 use crate::identity::{
-    binding_update, identity_key, Identity, IdentityHasher, IdentityKey, IdentityKind, IdentityMode,
+    binding_update, identity_key, Identity, IdentityHasher, IdentityKey, IdentityKind,
+    IdentityMode, HASH_LANES,
 };
 use crate::packet::ipv4::Ipv4Repr;
 use crate::packet::ipv6::Ipv6Repr;
@@ -974,17 +975,33 @@ impl Topology {
     }
 }
 
-/// What [`CoreLb::prefetch`] learnt of a packet: its parse (when `valid`),
-/// the service it is addressed to (when the client side's service match
-/// was done), and, for a packet to a service whose identity no alias can
-/// rewrite, the service slot and the identity's hash.
+/// What [`CoreLb::prefetch_burst`] learnt of a packet: its parse (when
+/// `valid`), the service it is addressed to (when the client side's service
+/// match was done), and, for a packet to a service whose identity no alias
+/// can rewrite, the identity and its hash.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prefetched {
     parsed: Parsed,
     valid: bool,
     service: ServiceMatch,
-    hash: Option<(u16, u64)>,
+    hashed: Option<Hashed>,
 }
+
+/// A packet's identity as the prefetch pass found and hashed it.
+#[derive(Debug, Clone, Copy)]
+struct Hashed {
+    /// The service slot whose identity mode gave `key`.
+    service: u16,
+    key: IdentityKey,
+    hash: u64,
+}
+
+/// A placeholder for the unused lanes of [`IdentityHasher::hash_keys`].
+const NO_KEY: IdentityKey = IdentityKey::from_parts(IdentityKind::Spi, [0; 16]);
+
+/// How many session entries the prefetch pass asks for before the burst's
+/// packets are processed (see [`CoreLb::prefetch_entries`]).
+const ENTRY_LEAD: usize = 8;
 
 /// The prefetch pass's service match of a client-side packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1158,6 +1175,8 @@ pub struct CoreLb {
     /// Hashes whose table slots the current burst prefetched.
     prefetched: [u64; dpdk::MAX_BURST],
     prefetched_len: usize,
+    /// How many of `prefetched` have had their entries prefetched too.
+    entries_prefetched: usize,
     topo: Arc<Topology>,
     me: u8,
     buckets: Arc<BucketMap>,
@@ -1238,6 +1257,7 @@ impl CoreLb {
             parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
             prefetched: [0; dpdk::MAX_BURST],
             prefetched_len: 0,
+            entries_prefetched: 0,
             sessions: Table::with_capacity(sizing.sessions)?,
             aliases: Table::with_capacity(sizing.aliases)?,
             outbox: Vec::with_capacity(ALIAS_OUTBOX),
@@ -1630,59 +1650,141 @@ impl CoreLb {
         }
     }
 
-    /// First pass over an RX burst: finds the session slot a client packet
-    /// will use and starts loading it, so the misses of the burst overlap.
-    /// Changes nothing; packets it cannot place are simply not prefetched.
-    /// Identities an alias may rewrite are skipped (the look-up would cost
-    /// what the prefetch saves). Returns the parse and the identity's hash,
-    /// for [`CoreLb::process_prefetched`] to use instead of doing them again.
+    /// First pass over an RX burst received on `in_port`: for each frame,
+    /// its parse, its service and its identity's hash go into the `pre` at
+    /// the same index (for [`CoreLb::process_prefetched`] to use instead of
+    /// doing them again), and the session slot an owned identity will use
+    /// starts loading, so the misses of the burst overlap. Changes nothing
+    /// else; packets it cannot place are simply not prefetched. Identities
+    /// an alias may rewrite are not hashed here (the alias look-up would
+    /// cost what the prefetch saves).
+    ///
+    /// The identities are hashed [`HASH_LANES`] at a time, side by side
+    /// ([`IdentityHasher::hash_keys`]): one identity's AES is a chain of
+    /// ten dependent rounds, eight of them interleave at the cost of about
+    /// one. Frames past `pre`'s length are not looked at.
     #[inline]
-    pub fn prefetch(&mut self, topo: &Topology, frame: &[u8], in_port: u8) -> Prefetched {
-        let mut pre = Prefetched::default();
+    pub fn prefetch_burst<'a>(
+        &mut self,
+        topo: &Topology,
+        frames: impl IntoIterator<Item = &'a [u8]>,
+        in_port: u8,
+        pre: &mut [Prefetched],
+    ) {
+        self.prefetched_len = 0;
+        self.entries_prefetched = 0;
         if topo.ports[usize::from(in_port)].role == PortRole::Server {
-            return pre;
+            // Replies: nothing of the client path to look up ahead.
+            pre.fill(Prefetched::default());
+            return;
         }
+        // The burst's packets still to hash, by index into `pre`.
+        let mut waiting = [0usize; HASH_LANES];
+        let mut n_waiting = 0;
+        for (i, frame) in frames.into_iter().take(pre.len()).enumerate() {
+            let slot = &mut pre[i];
+            *slot = Prefetched::default();
+            self.prefetch_one(topo, frame, slot);
+            if slot.hashed.is_some() {
+                waiting[n_waiting] = i;
+                n_waiting += 1;
+                if n_waiting == HASH_LANES {
+                    self.hash_and_prefetch(pre, &waiting);
+                    n_waiting = 0;
+                }
+            }
+        }
+        if n_waiting > 0 {
+            self.hash_and_prefetch(pre, &waiting[..n_waiting]);
+        }
+    }
+
+    /// Hashes the identity keys of `pre[i]` for each `i` of `waiting` (at
+    /// most [`HASH_LANES`]) side by side, stores each hash, and starts
+    /// loading the session slot and bucket load of those this core owns.
+    #[inline(always)]
+    fn hash_and_prefetch(&mut self, pre: &mut [Prefetched], waiting: &[usize]) {
+        let mut keys = [NO_KEY; HASH_LANES];
+        for (k, &i) in keys.iter_mut().zip(waiting) {
+            if let Some(h) = &pre[i].hashed {
+                *k = h.key;
+            }
+        }
+        let mut hashes = [0u64; HASH_LANES];
+        let n = waiting.len().min(HASH_LANES);
+        self.hasher.hash_keys(&keys[..n], &mut hashes);
+        for (&i, &hash) in waiting.iter().zip(&hashes) {
+            if let Some(h) = pre[i].hashed.as_mut() {
+                h.hash = hash;
+            }
+            if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len()
+            {
+                self.sessions.prefetch_hashes(hash);
+                self.loads.prefetch(hash);
+                self.prefetched[self.prefetched_len] = hash;
+                self.prefetched_len += 1;
+            }
+        }
+    }
+
+    /// Parses `frame` into `pre` and finds its service and identity key
+    /// (left in `pre.hashed` with the hash still to compute).
+    #[inline(always)]
+    fn prefetch_one(&self, topo: &Topology, frame: &[u8], pre: &mut Prefetched) {
         if crate::packet::parse_into(frame, &self.parse_cfg, &mut pre.parsed).is_err() {
-            return Prefetched::default();
+            *pre = Prefetched::default();
+            return;
         }
         pre.valid = true;
         let p = &pre.parsed;
         let Some(dst) = dst_bits(frame, p) else {
-            return pre;
+            return;
         };
         let dport = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some(p.dst_port);
         let Some(si) = topo.match_service(dst, p.protocol, dport) else {
             pre.service = ServiceMatch::NoService;
-            return pre;
+            return;
         };
         // Services are few (u16 indices in the topology).
         pre.service = ServiceMatch::Service(si as u16);
-        let Some((identity, hash)) = self.hasher.identify(frame, p, topo.services[si].mode) else {
-            return pre;
+        let Some(key) = identity_key(frame, p, topo.services[si].mode) else {
+            return;
         };
-        if !self.aliases.is_empty() && identity.may_have_alias() {
-            return pre;
+        if !self.aliases.is_empty() && key.may_have_alias() {
+            return;
         }
-        pre.hash = Some((si as u16, hash));
-        if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len() {
-            self.sessions.prefetch_hashes(hash);
-            self.loads.prefetch(hash);
-            self.prefetched[self.prefetched_len] = hash;
-            self.prefetched_len += 1;
-        }
-        pre
+        pre.hashed = Some(Hashed {
+            service: si as u16,
+            key,
+            hash: 0,
+        });
     }
-
-    /// Second pass over a burst, after [`CoreLb::prefetch`] of every packet:
-    /// the stored hashes have arrived by now, so find each packet's slot and
-    /// start loading its entry (which may sit a few slots past home).
+    /// Second pass over a burst, after [`CoreLb::prefetch_burst`]: the
+    /// stored hashes of the first packets have arrived by now, so find
+    /// their slots and start loading their entries (which may sit a few
+    /// slots past home). Only the first [`ENTRY_LEAD`]: each
+    /// [`CoreLb::process_prefetched`] then starts one more, so the entries
+    /// keep arriving just ahead of the packets that need them, and no
+    /// look-up of a stored hash waits on a line still in flight.
     #[inline]
     pub fn prefetch_entries(&mut self) {
-        for &hash in &self.prefetched[..self.prefetched_len] {
+        let lead = self.prefetched_len.min(ENTRY_LEAD);
+        for &hash in &self.prefetched[..lead] {
             self.sessions.prefetch_entry(hash);
         }
-        self.prefetched_len = 0;
+        self.entries_prefetched = lead;
+    }
+
+    /// Starts loading the next session entry of the burst not yet asked
+    /// for (see [`CoreLb::prefetch_entries`]).
+    #[inline(always)]
+    fn prefetch_next_entry(&mut self) {
+        if self.entries_prefetched < self.prefetched_len {
+            self.sessions
+                .prefetch_entry(self.prefetched[self.entries_prefetched]);
+            self.entries_prefetched += 1;
+        }
     }
 
     /// Carries out a [`Verdict::Fragment`] just given for `first`: moves
@@ -1776,9 +1878,9 @@ impl CoreLb {
         self.process_inner(topo, f, in_port, now, handed_off, &Prefetched::default())
     }
 
-    /// [`CoreLb::process_with`] for a packet received from a port whose
-    /// [`CoreLb::prefetch`] gave `pre` in this burst (the frame unchanged
-    /// since): its parse and identity hash are used, not redone.
+    /// [`CoreLb::process_with`] for a packet received from a port for which
+    /// [`CoreLb::prefetch_burst`] gave `pre` in this burst (the frame
+    /// unchanged since): its parse, identity and hash are used, not redone.
     #[inline]
     pub fn process_prefetched<F: Frame>(
         &mut self,
@@ -1788,6 +1890,7 @@ impl CoreLb {
         now: u32,
         pre: &Prefetched,
     ) -> Verdict {
+        self.prefetch_next_entry();
         self.process_inner(topo, f, in_port, now, false, pre)
     }
 
@@ -1875,8 +1978,8 @@ impl CoreLb {
             if let Some(si) = service {
                 // The prefetch pass's hash, if it hashed this service's
                 // identity of this very frame.
-                let hint = match pre.hash {
-                    Some((s, h)) if usize::from(s) == si && !handed_off => Some(h),
+                let hint = match pre.hashed {
+                    Some(h) if usize::from(h.service) == si && !handed_off => Some((h.key, h.hash)),
                     _ => None,
                 };
                 return self.forward_to_backend(f, &p, topo, si, now, handed_off, hint);
@@ -1943,14 +2046,14 @@ impl CoreLb {
         si: usize,
         now: u32,
         handed_off: bool,
-        hint: Option<u64>,
+        hint: Option<(IdentityKey, u64)>,
     ) -> Verdict {
         let svc = &topo.services[si];
         // The identity and its own hash: the prefetch pass's (hint), or
         // computed together from the frame (cheaper than hashing the built
         // identity; see `IdentityHasher::identify`).
         let found = match hint {
-            Some(h) => identity_key(f.bytes(), p, svc.mode).map(|k| (k, h)),
+            Some(found) => Some(found),
             None => self.hasher.identify(f.bytes(), p, svc.mode),
         };
         let Some((mut identity, own_hash)) = found else {
@@ -3389,10 +3492,8 @@ mod tests {
         for burst in frames.chunks(dpdk::MAX_BURST) {
             let mut a: Vec<TestFrame> = burst.to_vec();
             let mut b: Vec<TestFrame> = burst.to_vec();
-            let hints: Vec<Prefetched> = b
-                .iter()
-                .map(|f| pre[0].prefetch(&topo, f.bytes(), 0))
-                .collect();
+            let mut hints = vec![Prefetched::default(); b.len()];
+            pre[0].prefetch_burst(&topo, b.iter().map(|f| f.bytes()), 0, &mut hints);
             pre[0].prefetch_entries();
             for ((fa, fb), h) in a.iter_mut().zip(b.iter_mut()).zip(&hints) {
                 let va = run(&mut plain, fa, 0, 1);

@@ -476,9 +476,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
             // parse and hash are reused, so it costs little, and even a
             // table of a thousand sessions does not stay in the caches
             // (the mbufs and the memif rings cycle through them).
-            for (m, pre) in rx_burst.as_slice().iter().zip(prefetched.iter_mut()) {
-                *pre = d.lb.prefetch(&topo, m.bytes(), binding.port);
-            }
+            d.lb.prefetch_burst(
+                &topo,
+                rx_burst.as_slice().iter().map(|m| m.bytes()),
+                binding.port,
+                &mut prefetched,
+            );
             d.lb.prefetch_entries();
             for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
                 d.packet(&topo, m, binding.port, now, false, Some(pre), &mut tx);
