@@ -95,7 +95,7 @@ pub fn update16(old_check: u16, old: u16, new: u16) -> u16 {
 /// with swapping the octets of every word (RFC 1071 §2(B)), and so does
 /// complementing, so summing little-endian words and swapping the folded
 /// result once gives the big-endian answer without a swap per word.
-#[inline]
+#[inline(always)]
 pub fn update_words<const N: usize>(old_check: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
     const { assert!(N % 4 == 0 && N <= 64) };
     let mut acc = u64::from(!old_check.to_be());

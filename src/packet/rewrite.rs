@@ -88,7 +88,7 @@ fn l4_checksum(p: &Parsed) -> Option<(usize, bool)> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn fix_l4<const N: usize>(
     frame: &mut [u8],
     p: &Parsed,
