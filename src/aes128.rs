@@ -30,8 +30,8 @@
 //! `AESENC` latency times ten, while the AES unit could start a new round
 //! every cycle or two. [`Aes128Block::encrypt_lanes`] therefore encrypts
 //! [`LANES`] independent blocks with their rounds interleaved: the worker
-//! hashes a whole RX burst that way, eight identities at a time, and pays
-//! roughly the latency of one block for eight.
+//! hashes a whole RX burst that way, eight identities at a time, so the
+//! eight chains overlap instead of running one after another.
 
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use core::fmt;

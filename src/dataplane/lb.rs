@@ -996,7 +996,16 @@ struct Hashed {
     hash: u64,
 }
 
-/// A placeholder for the unused lanes of [`IdentityHasher::hash_keys`].
+/// Up to [`HASH_LANES`] packets of a burst whose identities the prefetch
+/// pass has still to hash (the first `len` of each array).
+struct Waiting {
+    index: [usize; HASH_LANES],
+    service: [u16; HASH_LANES],
+    key: [IdentityKey; HASH_LANES],
+    len: usize,
+}
+
+/// The initial value of [`Waiting::key`]'s lanes, overwritten before use.
 const NO_KEY: IdentityKey = IdentityKey::from_parts(IdentityKind::Spi, [0; 16]);
 
 /// How many session entries the prefetch pass asks for before the burst's
@@ -1661,8 +1670,8 @@ impl CoreLb {
     ///
     /// The identities are hashed [`HASH_LANES`] at a time, side by side
     /// ([`IdentityHasher::hash_keys`]): one identity's AES is a chain of
-    /// ten dependent rounds, eight of them interleave at the cost of about
-    /// one. Frames past `pre`'s length are not looked at.
+    /// ten dependent rounds, and eight such chains overlap. Frames past
+    /// `pre`'s length are not looked at.
     #[inline]
     pub fn prefetch_burst<'a>(
         &mut self,
@@ -1678,45 +1687,46 @@ impl CoreLb {
             pre.fill(Prefetched::default());
             return;
         }
-        // The burst's packets still to hash, by index into `pre`.
-        let mut waiting = [0usize; HASH_LANES];
-        let mut n_waiting = 0;
+        // The burst's packets still to hash: index into `pre`, service
+        // slot and identity key of each.
+        let mut waiting = Waiting {
+            index: [0; HASH_LANES],
+            service: [0; HASH_LANES],
+            key: [NO_KEY; HASH_LANES],
+            len: 0,
+        };
         for (i, frame) in frames.into_iter().take(pre.len()).enumerate() {
-            let slot = &mut pre[i];
-            *slot = Prefetched::default();
-            self.prefetch_one(topo, frame, slot);
-            if slot.hashed.is_some() {
-                waiting[n_waiting] = i;
-                n_waiting += 1;
-                if n_waiting == HASH_LANES {
-                    self.hash_and_prefetch(pre, &waiting);
-                    n_waiting = 0;
-                }
+            let Some((service, key)) = self.prefetch_one(topo, frame, &mut pre[i]) else {
+                continue;
+            };
+            let n = waiting.len;
+            (waiting.index[n], waiting.service[n], waiting.key[n]) = (i, service, key);
+            waiting.len += 1;
+            if waiting.len == HASH_LANES {
+                self.hash_and_prefetch(pre, &waiting);
+                waiting.len = 0;
             }
         }
-        if n_waiting > 0 {
-            self.hash_and_prefetch(pre, &waiting[..n_waiting]);
+        if waiting.len > 0 {
+            self.hash_and_prefetch(pre, &waiting);
         }
     }
 
-    /// Hashes the identity keys of `pre[i]` for each `i` of `waiting` (at
-    /// most [`HASH_LANES`]) side by side, stores each hash, and starts
-    /// loading the session slot and bucket load of those this core owns.
+    /// Hashes the `waiting` identity keys side by side, gives each packet
+    /// its hash, and starts loading the session slot and bucket load of
+    /// those this core owns.
     #[inline(always)]
-    fn hash_and_prefetch(&mut self, pre: &mut [Prefetched], waiting: &[usize]) {
-        let mut keys = [NO_KEY; HASH_LANES];
-        for (k, &i) in keys.iter_mut().zip(waiting) {
-            if let Some(h) = &pre[i].hashed {
-                *k = h.key;
-            }
-        }
+    fn hash_and_prefetch(&mut self, pre: &mut [Prefetched], waiting: &Waiting) {
+        let n = waiting.len;
         let mut hashes = [0u64; HASH_LANES];
-        let n = waiting.len().min(HASH_LANES);
-        self.hasher.hash_keys(&keys[..n], &mut hashes);
-        for (&i, &hash) in waiting.iter().zip(&hashes) {
-            if let Some(h) = pre[i].hashed.as_mut() {
-                h.hash = hash;
-            }
+        self.hasher.hash_keys(&waiting.key[..n], &mut hashes);
+        for k in 0..n {
+            let hash = hashes[k];
+            pre[waiting.index[k]].hashed = Some(Hashed {
+                service: waiting.service[k],
+                key: waiting.key[k],
+                hash,
+            });
             if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len()
             {
                 self.sessions.prefetch_hashes(hash);
@@ -1727,39 +1737,39 @@ impl CoreLb {
         }
     }
 
-    /// Parses `frame` into `pre` and finds its service and identity key
-    /// (left in `pre.hashed` with the hash still to compute).
+    /// Fills `pre` afresh with the parse and service match of `frame`;
+    /// returns the service slot and identity key to hash, for a client
+    /// packet to a service whose identity no alias can rewrite.
     #[inline(always)]
-    fn prefetch_one(&self, topo: &Topology, frame: &[u8], pre: &mut Prefetched) {
+    fn prefetch_one(
+        &self,
+        topo: &Topology,
+        frame: &[u8],
+        pre: &mut Prefetched,
+    ) -> Option<(u16, IdentityKey)> {
+        *pre = Prefetched::default();
         if crate::packet::parse_into(frame, &self.parse_cfg, &mut pre.parsed).is_err() {
             *pre = Prefetched::default();
-            return;
+            return None;
         }
         pre.valid = true;
         let p = &pre.parsed;
-        let Some(dst) = dst_bits(frame, p) else {
-            return;
-        };
+        let dst = dst_bits(frame, p)?;
         let dport = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some(p.dst_port);
         let Some(si) = topo.match_service(dst, p.protocol, dport) else {
             pre.service = ServiceMatch::NoService;
-            return;
+            return None;
         };
         // Services are few (u16 indices in the topology).
         pre.service = ServiceMatch::Service(si as u16);
-        let Some(key) = identity_key(frame, p, topo.services[si].mode) else {
-            return;
-        };
+        let key = identity_key(frame, p, topo.services[si].mode)?;
         if !self.aliases.is_empty() && key.may_have_alias() {
-            return;
+            return None;
         }
-        pre.hashed = Some(Hashed {
-            service: si as u16,
-            key,
-            hash: 0,
-        });
+        Some((si as u16, key))
     }
+
     /// Second pass over a burst, after [`CoreLb::prefetch_burst`]: the
     /// stored hashes of the first packets have arrived by now, so find
     /// their slots and start loading their entries (which may sit a few
@@ -2052,10 +2062,7 @@ impl CoreLb {
         // The identity and its own hash: the prefetch pass's (hint), or
         // computed together from the frame (cheaper than hashing the built
         // identity; see `IdentityHasher::identify`).
-        let found = match hint {
-            Some(found) => Some(found),
-            None => self.hasher.identify(f.bytes(), p, svc.mode),
-        };
+        let found = hint.or_else(|| self.hasher.identify(f.bytes(), p, svc.mode));
         let Some((mut identity, own_hash)) = found else {
             return self.counters.drop(LbDrop::NoIdentity);
         };
