@@ -3,8 +3,8 @@
 //! A session table of a few million slots spans hundreds of megabytes; on
 //! 4 KiB pages every lookup of a random identity is a TLB miss as well as a
 //! cache miss, and under virtualisation a TLB miss is a two-level page walk.
-//! [`filled_slice`] asks the kernel for transparent huge pages over the
-//! array (`madvise(MADV_HUGEPAGE)`, honoured when
+//! [`filled_slice`] allocates the array aligned to a huge page and asks the
+//! kernel for transparent huge pages over it (`madvise(MADV_HUGEPAGE)`, honoured when
 //! `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`,
 //! Debian's default) and writes every element before returning, so all page
 //! faults and zeroing happen at start and none on the packet path. Where the
@@ -20,20 +20,127 @@
 /// base pages).
 const HUGE_PAGE: usize = 2 << 20;
 
-/// `n` copies of `fill` in one boxed slice whose interior 2 MiB-aligned
-/// part is advised to be backed by transparent huge pages; every page is
-/// touched before this returns.
-pub fn filled_slice<T: Clone>(n: usize, fill: T) -> Box<[T]> {
-    let mut v: Vec<T> = Vec::with_capacity(n);
-    let bytes = n.saturating_mul(core::mem::size_of::<T>());
-    if bytes >= HUGE_PAGE {
-        advise_huge(v.as_mut_ptr().cast::<u8>(), bytes);
+use core::fmt;
+
+/// Alignment of every [`TableArray`]: one cache line, so an element whose
+/// size divides 64 never straddles two lines.
+pub const LINE: usize = 64;
+
+/// A fixed-length array for a per-core table: allocated once, aligned to a
+/// cache line, and, from 2 MiB up, to a huge page, so that the whole array
+/// (not only its 2 MiB-aligned interior) can be backed by transparent huge
+/// pages. It derefs to a slice; its length never changes.
+///
+/// The system allocator hands out large blocks 16 bytes past a page
+/// boundary, so a `Vec` of 32-byte entries would put every other entry
+/// across two cache lines; this type exists for that alignment, which a
+/// `Box<[T]>` cannot carry (it must be freed with `T`'s own alignment).
+pub struct TableArray<T> {
+    ptr: core::ptr::NonNull<T>,
+    len: usize,
+}
+
+// SAFETY: a `TableArray<T>` owns its elements exactly as a `Box<[T]>` does
+// (no shared state, no interior mutability of its own), so it may move to
+// or be shared with another thread whenever `T` may.
+unsafe impl<T: Send> Send for TableArray<T> {}
+// SAFETY: as above; `&TableArray<T>` only gives out `&T`.
+unsafe impl<T: Sync> Sync for TableArray<T> {}
+
+impl<T> TableArray<T> {
+    /// The allocation layout for `n` elements, or `None` when it overflows.
+    fn layout(n: usize) -> Option<std::alloc::Layout> {
+        let bytes = n.checked_mul(core::mem::size_of::<T>())?;
+        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { LINE };
+        std::alloc::Layout::from_size_align(bytes, align.max(core::mem::align_of::<T>())).ok()
     }
-    // Writing every element faults the pages in now (as huge pages where
-    // the advice took effect).
-    v.resize(n, fill);
-    // len == capacity, so this does not reallocate.
-    v.into_boxed_slice()
+}
+
+impl<T: Clone> TableArray<T> {
+    /// `n` copies of `fill`; every page is touched before this returns.
+    ///
+    /// # Panics
+    /// When `n` elements do not fit in the address space (as `Vec` does);
+    /// callers bound `n` first. An allocation failure aborts, as for `Vec`.
+    pub fn filled(n: usize, fill: T) -> Self {
+        let layout = Self::layout(n).expect("table array size overflows the address space");
+        if layout.size() == 0 {
+            return TableArray {
+                ptr: core::ptr::NonNull::dangling(),
+                len: n,
+            };
+        }
+        // SAFETY: the layout has a non-zero size (checked just above).
+        let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+        let Some(ptr) = core::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        if layout.size() >= HUGE_PAGE {
+            advise_huge(raw.cast::<u8>(), layout.size());
+        }
+        for i in 0..n {
+            // SAFETY: `i < n`, so the slot lies inside the allocation of
+            // `n` elements, and it is written exactly once, before anything
+            // reads it. `clone` cannot panic for the plain-data element
+            // types of the tables; if it did, the elements written so far
+            // would leak (never read), which is safe.
+            unsafe { ptr.as_ptr().add(i).write(fill.clone()) };
+        }
+        TableArray { ptr, len: n }
+    }
+}
+
+impl<T> core::ops::Deref for TableArray<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points at `len` initialised elements owned by
+        // `self` (or is dangling with a zero-sized allocation, which is a
+        // valid empty or zero-sized-element slice); `&self` keeps them
+        // from being mutated while the slice lives.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> core::ops::DerefMut for TableArray<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only
+        // reference to the elements.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for TableArray<T> {
+    fn drop(&mut self) {
+        let layout = Self::layout(self.len).expect("the layout was valid at allocation");
+        // SAFETY: the elements are initialised and owned by `self`, and
+        // nothing can use them after this.
+        unsafe {
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ))
+        };
+        if layout.size() != 0 {
+            // SAFETY: `ptr` came from `alloc` with this very layout (the
+            // same `len`, so `layout` computes it again identically).
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast::<u8>(), layout) };
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for TableArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableArray")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// `n` copies of `fill` in a [`TableArray`]; see there.
+pub fn filled_slice<T: Clone>(n: usize, fill: T) -> TableArray<T> {
+    TableArray::filled(n, fill)
 }
 
 /// Advises huge pages for the 2 MiB-aligned interior of `[start, start+len)`.
@@ -95,5 +202,22 @@ mod tests {
         assert!(big.iter().all(|&x| x == 0xA5));
         let opts = filled_slice::<Option<[u8; 20]>>(HUGE_PAGE / 10, None);
         assert!(opts.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn arrays_are_aligned_and_writable() {
+        let small = filled_slice(3, 1u8);
+        assert_eq!(small.as_ptr() as usize % LINE, 0);
+        let mut big = filled_slice(HUGE_PAGE / 8 + 1, 0u64);
+        assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
+        big[HUGE_PAGE / 8] = 9;
+        assert_eq!(big.iter().sum::<u64>(), 9);
+        // Zero-sized elements and empty arrays allocate nothing.
+        assert_eq!(filled_slice(0, 1u32).len(), 0);
+        assert_eq!(filled_slice(5, ()).len(), 5);
+        // Elements with a destructor are dropped with the array.
+        let shared = std::rc::Rc::new(());
+        drop(filled_slice(4, shared.clone()));
+        assert_eq!(std::rc::Rc::strong_count(&shared), 1);
     }
 }

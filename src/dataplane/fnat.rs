@@ -766,12 +766,12 @@ mod tests {
 
     #[test]
     fn memory_per_connection() {
-        assert_eq!(std::mem::size_of::<ConnKey>(), 26);
+        assert_eq!(std::mem::size_of::<ConnKey>(), 24);
         assert_eq!(std::mem::size_of::<Conn>(), 72);
-        // Forward slot: entry (26-byte key, u32 slot, expiry, lifetime,
-        // version, flags) plus the stored hash; per local port: the
+        // Forward slot: entry (24-byte key, u32 slot, expiry, lifetime,
+        // 16-bit version, flags) plus the stored hash; per local port: the
         // connection slot and its free-ring entry.
-        assert_eq!(Table::<ConnKey, ConnRef>::slot_bytes(), 52);
+        assert_eq!(Table::<ConnKey, ConnRef>::slot_bytes(), 48);
         let per = |t: &FnatTable| t.memory_bytes() as f64 / t.capacity() as f64;
         // Table and port space in proportion (1 worker, 14 local
         // addresses: 903 168 ports, 2^20 forward slots).

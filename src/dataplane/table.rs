@@ -15,13 +15,16 @@
 //! through millions of short mobile sessions never degrades or needs a rehash.
 //! The full 64-bit hash of every slot lives in a separate dense array
 //! (`hashes`, 0 = empty): a probe reads eight hashes per cache line and touches
-//! the 40-byte entry only on a full-hash match; the stored hash also gives the
+//! the entry only on a full-hash match; the stored hash also gives the
 //! bucket of every entry for export, with no rehashing of keys.
 //! The slot count is a power of two and at most 7/8 of it is ever used
 //! ([`Table::capacity`]), which keeps the mean probe length around four slots
 //! and the memory per session under the 64-byte goal (see
-//! [`Table::bytes_per_session`]: 54.9 bytes for a 20-byte key and a `u32`
-//! value).
+//! [`Table::bytes_per_session`]: 45.7 bytes for the session table's 19-byte
+//! key and `u16` backend index, 50.3 for a 20-byte key and a `u32` value).
+//! Both arrays are cache-line aligned (huge-page aligned from 2 MiB,
+//! [`crate::memory::TableArray`]), so an entry whose size divides 64 bytes
+//! never straddles two lines.
 //!
 //! **Expiry is an incremental sweep**, not a timer wheel: a cursor walks the
 //! slots, `budget` slots per [`Table::expire`] call, and removes what has
@@ -44,6 +47,9 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+use core::num::NonZeroU8;
+
+use crate::memory::TableArray;
 
 /// The table's one error: no room for a new key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -65,25 +71,48 @@ pub enum TableError {
 /// Short name used in signatures: the only error an insert can return.
 pub type TableFull = TableError;
 
-/// Private marker whose unused values give `Option<Entry>` a niche, so an
-/// empty slot costs no extra byte.
+/// The top bit of an entry's meta byte: always set, so the byte is never 0
+/// and `Option<Entry>` stores its `None` there at no cost.
+const LIVE_BIT: u8 = 0x80;
+/// The bits of the meta byte that carry the caller's flags.
+pub const FLAG_BITS: u8 = 0x7f;
+
+/// The live marker and the caller's seven flag bits in one byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Live {
-    Yes = 1,
+struct Meta(NonZeroU8);
+
+impl Meta {
+    const LIVE: NonZeroU8 = match NonZeroU8::new(LIVE_BIT) {
+        Some(b) => b,
+        None => unreachable!(),
+    };
+
+    #[inline]
+    fn new(flags: u8) -> Self {
+        Meta(Self::LIVE | (flags & FLAG_BITS))
+    }
+
+    #[inline]
+    fn flags(self) -> u8 {
+        self.0.get() & FLAG_BITS
+    }
 }
 
 /// One session entry. Fields are private so that every change of value or
 /// flags bumps the replication version.
+///
+/// With the session table's 19-byte key and 2-byte backend index the entry
+/// is exactly 32 bytes, so in the line-aligned entry array two entries
+/// share each cache line and none straddles two: a lookup of a session far
+/// outside the cache costs one line of entries, not one and a half.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Entry<K, V> {
     key: K,
     value: V,
     expires: u32,
     lifetime: u32,
-    version: u32,
-    flags: u8,
-    live: Live,
+    version: u16,
+    meta: Meta,
 }
 
 impl<K, V: Copy> Entry<K, V> {
@@ -120,20 +149,22 @@ impl<K, V: Copy> Entry<K, V> {
         self.expires = now.wrapping_add(lifetime);
         self.version = self.version.wrapping_add(1);
     }
-    /// Replication version, bumped on every change.
+    /// Replication version, bumped on every change (compared as a serial
+    /// number, RFC 1982, so it may wrap).
     #[inline]
-    pub fn version(&self) -> u32 {
+    pub fn version(&self) -> u16 {
         self.version
     }
-    /// Caller-defined flags.
+    /// Caller-defined flags (seven bits, [`FLAG_BITS`]).
     #[inline]
     pub fn flags(&self) -> u8 {
-        self.flags
+        self.meta.flags()
     }
-    /// Replaces the flags and bumps the version.
+    /// Replaces the flags (bits outside [`FLAG_BITS`] are ignored) and bumps
+    /// the version.
     #[inline]
     pub fn set_flags(&mut self, flags: u8) {
-        self.flags = flags;
+        self.meta = Meta::new(flags);
         self.version = self.version.wrapping_add(1);
     }
     /// Ticks left at `now` (0 once expired).
@@ -155,7 +186,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Entry<K, V> {
             .field("expires", &self.expires)
             .field("lifetime", &self.lifetime)
             .field("version", &self.version)
-            .field("flags", &self.flags)
+            .field("flags", &self.meta.flags())
             .finish()
     }
 }
@@ -175,8 +206,8 @@ pub struct Exported<K, V> {
     /// Lifetime added on every refresh.
     pub lifetime: u32,
     /// Replication version.
-    pub version: u32,
-    /// Flags.
+    pub version: u16,
+    /// Flags (bits outside [`FLAG_BITS`] are ignored on import).
     pub flags: u8,
 }
 
@@ -218,8 +249,8 @@ fn canon(hash: u64) -> u64 {
 
 /// Fixed-capacity session table; see the module documentation.
 pub struct Table<K, V> {
-    hashes: Box<[u64]>,
-    entries: Box<[Option<Entry<K, V>>]>,
+    hashes: TableArray<u64>,
+    entries: TableArray<Option<Entry<K, V>>>,
     mask: usize,
     len: usize,
     capacity: usize,
@@ -359,9 +390,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         let home = self.home(canon(hash));
         crate::memory::prefetch(&self.hashes[home]);
         if self.len <= self.mask / 2 {
-            let e = &self.entries[home];
-            crate::memory::prefetch(e);
-            crate::memory::prefetch_end(e);
+            self.prefetch_slot(home);
         }
     }
 
@@ -380,10 +409,22 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             }
             i = (i + 1) & self.mask;
         }
-        // An entry may straddle two cache lines: ask for both ends.
+        self.prefetch_slot(i);
+    }
+
+    /// Whether an entry can lie across two cache lines of the line-aligned
+    /// entry array (its size does not divide a line).
+    const STRADDLES: bool = crate::memory::LINE % core::mem::size_of::<Option<Entry<K, V>>>() != 0;
+
+    /// Starts loading the entry of slot `i`: both its ends when it may
+    /// straddle two lines.
+    #[inline(always)]
+    fn prefetch_slot(&self, i: usize) {
         let e = &self.entries[i];
         crate::memory::prefetch(e);
-        crate::memory::prefetch_end(e);
+        if Self::STRADDLES {
+            crate::memory::prefetch_end(e);
+        }
     }
 
     /// Finds a live entry and refreshes its expiry to `now + lifetime`.
@@ -396,7 +437,13 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         if is_expired(e.expires, now) {
             return None;
         }
-        e.expires = now.wrapping_add(e.lifetime);
+        // Traffic refreshes an entry many times per tick; storing only a
+        // changed expiry leaves the entry's cache lines clean, so a table
+        // far larger than the cache is not written back line by line.
+        let expires = now.wrapping_add(e.lifetime);
+        if e.expires != expires {
+            e.expires = expires;
+        }
         Some(e)
     }
 
@@ -451,7 +498,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             e.expires = now.wrapping_add(lifetime);
             e.version = e.version.wrapping_add(1);
             if expired {
-                e.flags = 0;
+                e.meta = Meta::new(0);
             }
             return Ok(e);
         }
@@ -466,8 +513,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             expires: now.wrapping_add(lifetime),
             lifetime,
             version: 1,
-            flags: 0,
-            live: Live::Yes,
+            meta: Meta::new(0),
         };
         let i = self.place(hash, entry);
         match self.entries[i].as_mut() {
@@ -666,7 +712,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                         remaining: e.expires.wrapping_sub(now),
                         lifetime: e.lifetime,
                         version: e.version,
-                        flags: e.flags,
+                        flags: e.meta.flags(),
                     });
                 }
             }
@@ -729,13 +775,13 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         let hash = canon(x.hash);
         if let Some(i) = self.find(hash, &x.key) {
             if let Some(e) = self.entries[i].as_mut() {
-                let newer = (x.version.wrapping_sub(e.version) as i32) > 0;
+                let newer = (x.version.wrapping_sub(e.version) as i16) > 0;
                 if newer || is_expired(e.expires, now) {
                     e.value = x.value;
                     e.lifetime = x.lifetime;
                     e.expires = now.wrapping_add(x.remaining);
                     e.version = x.version;
-                    e.flags = x.flags;
+                    e.meta = Meta::new(x.flags);
                     return Ok(Imported::Updated);
                 }
                 return Ok(Imported::Stale);
@@ -754,8 +800,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 expires: now.wrapping_add(x.remaining),
                 lifetime: x.lifetime,
                 version: x.version,
-                flags: x.flags,
-                live: Live::Yes,
+                meta: Meta::new(x.flags),
             },
         );
         Ok(Imported::Inserted)
@@ -850,21 +895,82 @@ mod tests {
     #[test]
     fn memory_per_session_is_under_64_bytes() {
         assert_eq!(core::mem::size_of::<Key20>(), 20);
-        // The niche of `Live` makes an empty slot free.
+        // The always-set top bit of the meta byte makes an empty slot free.
         assert_eq!(
             core::mem::size_of::<Option<Entry<Key20, u32>>>(),
             core::mem::size_of::<Entry<Key20, u32>>()
         );
-        assert_eq!(core::mem::size_of::<Entry<Key20, u32>>(), 40);
-        assert_eq!(Table::<Key20, u32>::slot_bytes(), 48);
+        // Key 20, value 4, expires 4, lifetime 4, version 2, meta 1 -> 36.
+        assert_eq!(core::mem::size_of::<Entry<Key20, u32>>(), 36);
+        assert_eq!(Table::<Key20, u32>::slot_bytes(), 44);
         let t = Table::<Key20, u32>::with_capacity(1 << 20).unwrap();
         let bps = t.bytes_per_session();
-        // 48 bytes/slot at 7/8 load = 54.86 bytes per session.
+        // 44 bytes/slot at 7/8 load = 50.29 bytes per session.
         assert!(bps <= 64.0, "{bps} bytes per session");
-        assert!((bps - 48.0 * 8.0 / 7.0).abs() < 0.01, "{bps}");
+        assert!((bps - 44.0 * 8.0 / 7.0).abs() < 0.01, "{bps}");
         assert!(t.capacity() >= 1 << 20);
         let whole = t.memory_bytes() as f64 / t.capacity() as f64;
         assert!(whole <= 64.0, "{whole}");
+    }
+
+    #[test]
+    fn slot_arrays_are_line_aligned_and_big_ones_huge_page_aligned() {
+        for n in [7usize, 100, 1 << 20] {
+            let t = Table::<Key20, u32>::with_capacity(n).unwrap();
+            for addr in [t.hashes.as_ptr() as usize, t.entries.as_ptr() as usize] {
+                assert_eq!(addr % crate::memory::LINE, 0, "capacity {n}");
+            }
+            if t.slots() * 8 >= 2 << 20 {
+                assert_eq!(t.hashes.as_ptr() as usize % (2 << 20), 0);
+                assert_eq!(t.entries.as_ptr() as usize % (2 << 20), 0);
+            }
+        }
+        // A 32-byte entry never straddles a line, so it is prefetched once.
+        const { assert!(!Table::<[u8; 19], u16>::STRADDLES) };
+        assert_eq!(core::mem::size_of::<Option<Entry<[u8; 19], u16>>>(), 32);
+        const { assert!(Table::<Key20, u32>::STRADDLES) };
+    }
+
+    #[test]
+    fn flags_keep_seven_bits_and_versions_compare_across_the_wrap() {
+        let mut t = Table::with_capacity(100).unwrap();
+        let e = t.insert(mix(1), key(1), 1u32, 100, 0).unwrap();
+        e.set_flags(0xff);
+        assert_eq!(e.flags(), FLAG_BITS);
+        e.set_flags(0x80);
+        assert_eq!(e.flags(), 0, "the top bit is not a flag");
+        // An imported entry's flags are masked the same way.
+        let mut x = Exported {
+            hash: mix(2),
+            key: key(2),
+            value: 2u32,
+            remaining: 50,
+            lifetime: 100,
+            version: u16::MAX,
+            flags: 0xfe,
+        };
+        assert_eq!(t.import(&x, 0).unwrap(), Imported::Inserted);
+        assert_eq!(t.get(mix(2), &key(2), 0).unwrap().flags(), 0x7e);
+        // Version 0 follows u16::MAX (serial-number arithmetic) ...
+        x.version = 0;
+        x.value = 3;
+        assert_eq!(t.import(&x, 0).unwrap(), Imported::Updated);
+        // ... and u16::MAX is then older than 0.
+        x.version = u16::MAX;
+        x.value = 4;
+        assert_eq!(t.import(&x, 0).unwrap(), Imported::Stale);
+        assert_eq!(t.get(mix(2), &key(2), 0).unwrap().value(), 3);
+        t.check_invariants();
+    }
+
+    #[test]
+    fn a_refresh_within_a_tick_leaves_the_entry_as_it_was() {
+        let mut t = Table::with_capacity(100).unwrap();
+        t.insert(mix(1), key(1), 1u32, 10, 5).unwrap();
+        let before = *t.get(mix(1), &key(1), 5).unwrap();
+        t.lookup(mix(1), &key(1), 5).unwrap();
+        assert_eq!(*t.get(mix(1), &key(1), 5).unwrap(), before);
+        assert_eq!(t.lookup(mix(1), &key(1), 7).unwrap().expires(), 17);
     }
 
     #[test]
@@ -1148,7 +1254,7 @@ mod tests {
     /// which backend-set generation an entry's index belongs to.
     #[test]
     fn remap_with_parity_flag() {
-        const GEN: u8 = 0x80;
+        const GEN: u8 = 0x40;
         // Old index -> new index; index 2 was removed.
         let remap = |v: u32| match v {
             0 => Some(1),
