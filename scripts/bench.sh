@@ -185,6 +185,21 @@ start_dut() { # $1 = roamlb | testpmd | testpmd-rxonly; sets DUT_PID, DUT_LOG
         grep -q "@$CLIENT_SOCK\|$CLIENT_SOCK" /proc/net/unix 2>/dev/null && grep -q "$SERVER_SOCK" /proc/net/unix && break
         sleep 0.1
     done
+    # roamlb probes its ports before it allocates its tables: with 4M
+    # sessions per worker that is some 400 MB faulted in, which took from
+    # 0.3 s to over 1 s on the 2026-12-02 host (longest on the first start
+    # after other processes freed memory). Its "sessions per worker" line
+    # comes once the tables exist, just before the workers start; the
+    # generator must not start its warm-up before that.
+    if [ "$1" = roamlb ]; then
+        for _ in $(seq 200); do
+            grep -q "sessions per worker" "$log" 2>/dev/null && break
+            kill -0 "$DUT_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q "sessions per worker" "$log" 2>/dev/null \
+            || echo "bench.sh: note: roamlb logged no 'sessions per worker' line within 20 s" >&2
+    fi
     sleep 0.5
 }
 
