@@ -3,8 +3,9 @@
 //! A session table of a few million slots spans hundreds of megabytes; on
 //! 4 KiB pages every lookup of a random identity is a TLB miss as well as a
 //! cache miss, and under virtualisation a TLB miss is a two-level page walk.
-//! [`filled_slice`] allocates the array aligned to a huge page and asks the
-//! kernel for transparent huge pages over it (`madvise(MADV_HUGEPAGE)`, honoured when
+//! [`TableArray::filled`] allocates the array aligned to a huge page and
+//! asks the kernel for transparent huge pages over it
+//! (`madvise(MADV_HUGEPAGE)`, honoured when
 //! `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`,
 //! Debian's default) and writes every element before returning, so all page
 //! faults and zeroing happen at start and none on the packet path. Where the
@@ -16,11 +17,11 @@
 //! slot, so the misses of a large table overlap instead of stalling one
 //! after the other.
 
+use core::fmt;
+
 /// Huge page size the advice is aligned to (x86-64 and aarch64 with 4 KiB
 /// base pages).
 const HUGE_PAGE: usize = 2 << 20;
-
-use core::fmt;
 
 /// Alignment of every [`TableArray`]: one cache line, so an element whose
 /// size divides 64 never straddles two lines.
@@ -138,11 +139,6 @@ impl<T: fmt::Debug> fmt::Debug for TableArray<T> {
     }
 }
 
-/// `n` copies of `fill` in a [`TableArray`]; see there.
-pub fn filled_slice<T: Clone>(n: usize, fill: T) -> TableArray<T> {
-    TableArray::filled(n, fill)
-}
-
 /// Advises huge pages for the 2 MiB-aligned interior of `[start, start+len)`.
 fn advise_huge(start: *mut u8, len: usize) {
     let first = (start as usize).next_multiple_of(HUGE_PAGE);
@@ -195,29 +191,29 @@ mod tests {
 
     #[test]
     fn small_and_large_slices_are_filled() {
-        assert_eq!(&*filled_slice(5, 7u64), &[7u64; 5]);
-        assert!(filled_slice::<u8>(0, 1).is_empty());
-        let big = filled_slice((3 * HUGE_PAGE) / 8 + 3, 0xA5u64);
+        assert_eq!(&*TableArray::filled(5, 7u64), &[7u64; 5]);
+        assert!(TableArray::<u8>::filled(0, 1).is_empty());
+        let big = TableArray::filled((3 * HUGE_PAGE) / 8 + 3, 0xA5u64);
         assert_eq!(big.len(), (3 * HUGE_PAGE) / 8 + 3);
         assert!(big.iter().all(|&x| x == 0xA5));
-        let opts = filled_slice::<Option<[u8; 20]>>(HUGE_PAGE / 10, None);
+        let opts = TableArray::<Option<[u8; 20]>>::filled(HUGE_PAGE / 10, None);
         assert!(opts.iter().all(Option::is_none));
     }
 
     #[test]
     fn arrays_are_aligned_and_writable() {
-        let small = filled_slice(3, 1u8);
+        let small = TableArray::filled(3, 1u8);
         assert_eq!(small.as_ptr() as usize % LINE, 0);
-        let mut big = filled_slice(HUGE_PAGE / 8 + 1, 0u64);
+        let mut big = TableArray::filled(HUGE_PAGE / 8 + 1, 0u64);
         assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
         big[HUGE_PAGE / 8] = 9;
         assert_eq!(big.iter().sum::<u64>(), 9);
         // Zero-sized elements and empty arrays allocate nothing.
-        assert_eq!(filled_slice(0, 1u32).len(), 0);
-        assert_eq!(filled_slice(5, ()).len(), 5);
+        assert_eq!(TableArray::filled(0, 1u32).len(), 0);
+        assert_eq!(TableArray::filled(5, ()).len(), 5);
         // Elements with a destructor are dropped with the array.
         let shared = std::rc::Rc::new(());
-        drop(filled_slice(4, shared.clone()));
+        drop(TableArray::filled(4, shared.clone()));
         assert_eq!(std::rc::Rc::strong_count(&shared), 1);
     }
 }

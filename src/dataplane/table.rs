@@ -285,8 +285,8 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .ok_or(TableError::CapacityTooLarge { requested: n })?;
         let slots = need;
         Ok(Self {
-            hashes: crate::memory::filled_slice(slots, 0u64),
-            entries: crate::memory::filled_slice(slots, None),
+            hashes: TableArray::filled(slots, 0u64),
+            entries: TableArray::filled(slots, None),
             mask: slots - 1,
             len: 0,
             capacity: slots / USE_DEN * USE_NUM,
