@@ -16,6 +16,7 @@ use roamlb::dataplane::buckets::BucketMap;
 use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, VecFrame, Verdict};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
+use roamlb::runtime::worker::lap_budget;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -267,11 +268,22 @@ impl Churn {
         self.bursts += 1;
         if self.bursts % 256 == 0 {
             // The worker loop's slice: 1024 slots, plus 4 per session
-            // created since the last one (at most 32Ki).
+            // created since the last one (at most 32Ki) or the lap's share
+            // for the time since the last slice (at most 64Ki; time here is
+            // packets, PER_SECOND to the tick), whichever is more.
             let created = self.lb.counters.sessions_created;
             let churn = (created - self.created_at_last_expire) as usize;
             self.created_at_last_expire = created;
-            self.lb.expire(now, 1024 + (churn * 4).min(32 * 1024));
+            let lap = lap_budget(
+                self.lb.session_slots(),
+                256 * BURST as u64,
+                1,
+                Self::PER_SECOND,
+            );
+            self.lb.expire(
+                now,
+                1024 + (churn * 4).min(32 * 1024).max(lap.min(64 * 1024)),
+            );
         }
         burst(
             &self.topo,

@@ -583,6 +583,19 @@ pub fn derived_mac(addr: IpAddr) -> [u8; 6] {
 }
 
 impl Topology {
+    /// The shortest session lifetime of any service, in seconds (at least
+    /// 1): the expiry sweep laps the session table at least once per this
+    /// many seconds. Removed services count too, their sessions still
+    /// expire.
+    pub fn shortest_session_lifetime(&self) -> u32 {
+        self.services
+            .iter()
+            .map(|s| s.lifetime)
+            .min()
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
     /// Builds the topology from a validated configuration and the ports' MACs.
     pub fn from_config(
         cfg: &Config,
@@ -1343,6 +1356,11 @@ impl CoreLb {
     /// Live sessions on this core.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Session table slots (what a full expiry lap examines).
+    pub fn session_slots(&self) -> usize {
+        self.sessions.slots()
     }
 
     /// Session table capacity.

@@ -57,6 +57,22 @@ const EXPIRE_BUDGET: usize = 1024;
 /// tens of microseconds.
 const EXPIRE_CHURN_MAX: usize = 32 * 1024;
 
+/// Most slots an expiry slice examines to keep its lap within the shortest
+/// session lifetime (see [`lap_budget`]): with the churn allowance, a slice
+/// stays near a hundred microseconds.
+const EXPIRE_LAP_MAX: usize = 64 * 1024;
+
+/// Slots the expiry sweep must examine, `elapsed` TSC cycles after the last
+/// slice, to lap a table of `slots` once per `lifetime_secs`. This floor
+/// does not depend on how many sessions the core creates: a budget that
+/// only followed creation would slow down exactly when a table crowded with
+/// expired entries makes inserts slow, and crowd it further.
+pub fn lap_budget(slots: usize, elapsed: u64, lifetime_secs: u32, tsc_hz: u64) -> usize {
+    let per = u128::from(lifetime_secs.max(1)) * u128::from(tsc_hz.max(1));
+    let need = (slots as u128 * u128::from(elapsed)).div_ceil(per);
+    usize::try_from(need).unwrap_or(usize::MAX)
+}
+
 /// What the management core shares with one worker.
 #[derive(Debug)]
 pub struct WorkerControl {
@@ -427,6 +443,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut iteration: u64 = 0;
     let mut commands_lost: u64 = 0;
     let mut created_at_last_expire: u64 = 0;
+    let mut last_expire_tsc = dpdk::time::tsc();
     let hz = tsc_hz.max(1);
     let hz_ms = (tsc_hz / 1000).max(1);
 
@@ -437,14 +454,27 @@ pub fn run(setup: WorkerSetup) -> i32 {
         d.now_ms = now_tsc.wrapping_sub(start_tsc) / hz_ms;
         if iteration % HOUSEKEEPING_EVERY == 0 {
             d.counters.set(Counter::CommandRingFull, commands_lost);
-            // The sweep keeps pace with churn: four slots per session
-            // created since the last slice, on top of the base budget.
+            // The sweep keeps pace with churn (four slots per session
+            // created since the last slice) or with time (a lap per
+            // shortest lifetime), whichever asks more, on top of the base
+            // budget.
             let created = d.lb.counters.sessions_created;
             let churn = created.wrapping_sub(created_at_last_expire) as usize;
             created_at_last_expire = created;
+            let lap = lap_budget(
+                d.lb.session_slots(),
+                now_tsc.wrapping_sub(last_expire_tsc),
+                topo.shortest_session_lifetime(),
+                hz,
+            );
+            last_expire_tsc = now_tsc;
             d.lb.expire(
                 now,
-                EXPIRE_BUDGET + churn.saturating_mul(4).min(EXPIRE_CHURN_MAX),
+                EXPIRE_BUDGET
+                    + churn
+                        .saturating_mul(4)
+                        .min(EXPIRE_CHURN_MAX)
+                        .max(lap.min(EXPIRE_LAP_MAX)),
             );
             if !d.hold.is_empty() {
                 d.hold.expire(&mut d.lb, &topo, d.now_ms, now);
@@ -615,4 +645,29 @@ fn flush(q: &mut TxQueue, buf: &mut PacketBurst, counters: &mut WorkerCounters) 
         lens[..sent].iter().map(|&l| l as u64).sum(),
     );
     counters.add(Counter::TxFull, dropped as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lap_budget_laps_the_table_once_per_lifetime() {
+        let hz = 3_000_000_000u64;
+        // A second of slices at a 1-s lifetime covers all 8 Mi slots.
+        let slots = 8 << 20;
+        let slice = hz / 300;
+        let per_slice = lap_budget(slots, slice, 1, hz);
+        assert!(per_slice * 300 >= slots);
+        assert!(per_slice * 300 < slots + 300);
+        // Longer lifetimes need proportionally less; any elapsed time
+        // needs at least one slot, and none needs none.
+        assert_eq!(lap_budget(slots, slice, 300, hz), per_slice.div_ceil(300));
+        assert_eq!(lap_budget(slots, 1, 300, hz), 1);
+        assert_eq!(lap_budget(slots, 0, 1, hz), 0);
+        // No overflow at the extremes.
+        assert_eq!(lap_budget(usize::MAX, u64::MAX, 1, 1), usize::MAX);
+        // A lifetime or clock rate of 0 is taken as 1.
+        assert_eq!(lap_budget(slots, 10, 0, 0), slots * 10);
+    }
 }
