@@ -33,9 +33,14 @@
 //! the lifetime). The sweep costs nothing per packet, bounded work per call,
 //! and no memory; an entry is detected at most `slots / budget` calls after it
 //! expired, and [`Table::lookup`] already treats an expired entry as absent,
-//! so late detection never revives a session. A full table refuses new keys
-//! ([`TableFull`]) but first reclaims expired, not yet swept, entries near the
-//! new key's home slot; those are handed to the caller by the next
+//! so late detection never revives a session. Inserts also reuse expired,
+//! not yet swept, entries: one that the Robin Hood walk would displace leaves
+//! the table instead and its slot is recycled (sessions created in one
+//! second all expire at the same tick, and without this the slots ahead of
+//! the cursor filled with them until clusters spanned thousands of slots).
+//! A full table refuses new keys ([`TableFull`]) but first reclaims expired
+//! entries near the new key's home slot. Every entry an insert removes waits
+//! in a small reclaim buffer and is handed to the caller by the next
 //! [`Table::expire`] call, so every removal is seen exactly once (per-backend
 //! session counts stay right).
 //!
