@@ -269,8 +269,8 @@ impl Churn {
         if self.bursts % 256 == 0 {
             // The worker loop's slice: 1024 slots, plus 4 per session
             // created since the last one (at most 32Ki) or the lap's share
-            // for the time since the last slice (at most 64Ki; time here is
-            // packets, PER_SECOND to the tick), whichever is more.
+            // for the time since the last slice (time here is
+            // packets, PER_SECOND to the tick; at most 32Ki), whichever is more.
             let created = self.lb.counters.sessions_created;
             let churn = (created - self.created_at_last_expire) as usize;
             self.created_at_last_expire = created;
@@ -282,7 +282,7 @@ impl Churn {
             );
             self.lb.expire(
                 now,
-                1024 + (churn * 4).min(32 * 1024).max(lap.min(64 * 1024)),
+                1024 + (churn * 4).min(32 * 1024).max(lap.min(32 * 1024)),
             );
         }
         burst(

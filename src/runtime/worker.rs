@@ -58,9 +58,9 @@ const EXPIRE_BUDGET: usize = 1024;
 const EXPIRE_CHURN_MAX: usize = 32 * 1024;
 
 /// Most slots an expiry slice examines to keep its lap within the shortest
-/// session lifetime (see [`lap_budget`]): with the churn allowance, a slice
-/// stays near a hundred microseconds.
-const EXPIRE_LAP_MAX: usize = 64 * 1024;
+/// session lifetime (see [`lap_budget`]). A slice takes the larger of this
+/// and the churn allowance, so its bound is the same as the churn's.
+const EXPIRE_LAP_MAX: usize = 32 * 1024;
 
 /// Slots the expiry sweep must examine, `elapsed` TSC cycles after the last
 /// slice, to lap a table of `slots` once per `lifetime_secs`. This floor
