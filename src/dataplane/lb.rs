@@ -1793,7 +1793,7 @@ impl CoreLb {
     /// Second pass over a burst, after [`CoreLb::prefetch_burst`]: the
     /// stored hashes of the first packets have arrived by now, so find
     /// their slots and start loading their entries (which may sit a few
-    /// slots past home). Only the first [`ENTRY_LEAD`]: each
+    /// slots past home). Only the first `ENTRY_LEAD` (8): each
     /// [`CoreLb::process_prefetched`] then starts one more, so the entries
     /// keep arriving just ahead of the packets that need them, and no
     /// look-up of a stored hash waits on a line still in flight.
