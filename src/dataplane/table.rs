@@ -554,8 +554,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     /// entry takes the slot exactly where Robin Hood would put it, every
     /// probe sequence stays as valid as after a plain insert. Without it,
     /// sessions created in the same second all expire at one tick, and the
-    /// slots ahead of the sweep cursor fill with expired entries until
-    /// their clusters span hundreds of thousands of slots (see the test
+    /// slots ahead of a lagging sweep cursor fill with expired entries
+    /// until clusters span thousands of slots (hundreds of thousands in
+    /// the bench script's new-identity runs; see the test
     /// `tick_aligned_churn_keeps_clusters_short`).
     fn place(&mut self, hash: u64, entry: Entry<K, V>, now: u32) -> usize {
         let mut carry_hash = hash;
