@@ -16,7 +16,7 @@ use roamlb::dataplane::buckets::BucketMap;
 use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, VecFrame, Verdict};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
-use roamlb::runtime::worker::lap_budget;
+use roamlb::runtime::worker::{lap_budget, slice_budget};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -267,10 +267,8 @@ impl Churn {
         let now = 1 + (self.bursts * BURST as u64 / Self::PER_SECOND) as u32;
         self.bursts += 1;
         if self.bursts % 256 == 0 {
-            // The worker loop's slice: 1024 slots, plus 4 per session
-            // created since the last one (at most 32Ki) or the lap's share
-            // for the time since the last slice (time here is
-            // packets, PER_SECOND to the tick; at most 32Ki), whichever is more.
+            // The worker loop's slice (time here is packets, PER_SECOND to
+            // the tick).
             let created = self.lb.counters.sessions_created;
             let churn = (created - self.created_at_last_expire) as usize;
             self.created_at_last_expire = created;
@@ -280,10 +278,7 @@ impl Churn {
                 1,
                 Self::PER_SECOND,
             );
-            self.lb.expire(
-                now,
-                1024 + (churn * 4).min(32 * 1024).max(lap.min(32 * 1024)),
-            );
+            self.lb.expire(now, slice_budget(churn, lap));
         }
         burst(
             &self.topo,

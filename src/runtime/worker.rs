@@ -73,6 +73,17 @@ pub fn lap_budget(slots: usize, elapsed: u64, lifetime_secs: u32, tsc_hz: u64) -
     usize::try_from(need).unwrap_or(usize::MAX)
 }
 
+/// Slots one expiry slice examines: the base budget plus the larger of the
+/// churn allowance (four per session `created` since the last slice) and
+/// the `lap` floor, each capped.
+pub fn slice_budget(created: usize, lap: usize) -> usize {
+    EXPIRE_BUDGET
+        + created
+            .saturating_mul(4)
+            .min(EXPIRE_CHURN_MAX)
+            .max(lap.min(EXPIRE_LAP_MAX))
+}
+
 /// What the management core shares with one worker.
 #[derive(Debug)]
 pub struct WorkerControl {
@@ -468,14 +479,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 hz,
             );
             last_expire_tsc = now_tsc;
-            d.lb.expire(
-                now,
-                EXPIRE_BUDGET
-                    + churn
-                        .saturating_mul(4)
-                        .min(EXPIRE_CHURN_MAX)
-                        .max(lap.min(EXPIRE_LAP_MAX)),
-            );
+            d.lb.expire(now, slice_budget(churn, lap));
             if !d.hold.is_empty() {
                 d.hold.expire(&mut d.lb, &topo, d.now_ms, now);
             }
