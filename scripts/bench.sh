@@ -293,8 +293,13 @@ print("machine: " + machine)
 # A pair whose testpmd run reached this share of the generator's ceiling
 # measured the generator, not testpmd: its ratio overstates roamlb.
 BOUND = 0.9
-print("%-24s %-26s %-26s %-22s %-6s %-11s %s" % ("scenario", "roamlb Mpps med (min-max)", "testpmd Mpps med (min-max)", "ratio med (min-max)", "valid", "gen ceiling", "gen-bound"))
+# Ceilings before and after the pairs, or testpmd's runs, further apart than
+# this: the host changed speed during the scenario, and its ratios may
+# compare unlike windows.
+UNSTEADY = 0.25
+print("%-24s %-26s %-26s %-22s %-6s %-15s %s" % ("scenario", "roamlb Mpps med (min-max)", "testpmd Mpps med (min-max)", "ratio med (min-max)", "valid", "gen ceilings", "gen-bound"))
 bound_any = False
+unsteady_any = False
 for n in names:
     rs = [r for r in runs if r["scenario"] == n]
     pairs = sorted({r["pair"] for r in rs})
@@ -311,16 +316,23 @@ for n in names:
     fmt = lambda v: "%.3f (%.3f-%.3f)" % (med(v), min(v), max(v)) if v else "-"
     pairs = [p for p in pairs if p > 0]
     bound_any |= bound > 0
-    print("%-24s %-26s %-26s %-22s %-6s %-11s %s" % (n, fmt(a), fmt(b), fmt(ratios), "%d/%d" % (len(ratios), len(pairs)),
-          "%.3f" % top if ceil else "-", "%d/%d" % (bound, len(ratios))))
+    unsteady = (len(ceil) > 1 and min(ceil) < (1 - UNSTEADY) * top) or (
+        len(b) > 1 and min(b) < (1 - UNSTEADY) * max(b))
+    unsteady_any |= unsteady
+    print("%-24s %-26s %-26s %-22s %-6s %-15s %s" % (n, fmt(a), fmt(b), fmt(ratios), "%d/%d" % (len(ratios), len(pairs)),
+          ("/".join("%.2f" % c for c in ceil) + ("*" if unsteady else "")) if ceil else "-", "%d/%d" % (bound, len(ratios))))
     out["scenarios"].append({
         "name": n, "roamlb_mpps": med(a), "baseline": "testpmd-5tswap", "baseline_mpps": med(b),
-        "ratio": med(ratios), "generator_ceiling_mpps": round(top, 4), "generator_bound_pairs": bound,
+        "ratio": med(ratios), "generator_ceiling_mpps": round(top, 4), "generator_ceilings_mpps": ceil,
+        "host_unsteady": unsteady, "generator_bound_pairs": bound,
         "runs": rs,
     })
 if bound_any:
     print("gen-bound: pairs whose testpmd ran at %d%% or more of the generator's ceiling (the higher of the" % (100 * BOUND))
     print("two testpmd-rxonly runs); there the generator set the baseline and the ratio overstates roamlb.")
+if unsteady_any:
+    print("*: the generator's ceilings before and after the pairs, or testpmd's runs, differ by more than %d%%:" % (100 * UNSTEADY))
+    print("the host changed speed during the scenario, so its pairs may compare unlike windows; rerun before drawing conclusions.")
 if json_path:
     with open(json_path, "w") as f:
         json.dump(out, f, indent=1)
