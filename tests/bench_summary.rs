@@ -77,13 +77,19 @@ fn summary_counts_generator_bound_pairs_and_unsteady_hosts() {
             .to_owned()
     };
     let steady = row("steady");
-    assert!(steady.contains(" 2/3 "), "two valid pairs of three: {steady}");
+    assert!(
+        steady.contains(" 2/3 "),
+        "two valid pairs of three: {steady}"
+    );
     assert!(steady.contains("10.00/10.20 "), "both ceilings: {steady}");
     assert!(!steady.contains('*'), "{steady}");
     assert!(steady.ends_with("0/2"), "{steady}");
     assert!(row("bound").ends_with("1/2"), "{text}");
     assert!(row("unsteady").contains("10.00/5.00*"), "{text}");
-    assert!(text.contains("gen-bound: pairs whose testpmd ran at 90%"), "{text}");
+    assert!(
+        text.contains("gen-bound: pairs whose testpmd ran at 90%"),
+        "{text}"
+    );
     assert!(text.contains("the host changed speed"), "{text}");
 
     let summary = std::fs::read_to_string(&json).unwrap();
