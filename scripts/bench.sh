@@ -13,6 +13,10 @@
 # back per second on its server-side port, over a window after a warm-up.
 # A run counts only if both processes had >= 95% of a CPU over it (other
 # builds on a shared VM steal cores); rejected runs are kept in the raw data.
+# Before and after each scenario's pairs, testpmd --forward-mode=rxonly
+# measures the generator's own ceiling; scripts/bench_summary.py counts the
+# pairs whose testpmd reached 90 % of it (the generator set that baseline)
+# and marks a scenario during which the host changed speed.
 #
 # --quick: 3 pairs, 2 s windows (a few minutes). Default: 7 pairs, 5 s windows
 # (published figures). --json PATH writes the summary (see README.md).
@@ -33,7 +37,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_RUN=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --json) JSON=$2; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
