@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_RUN=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --json) JSON=$2; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
