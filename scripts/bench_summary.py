@@ -11,6 +11,15 @@ and whether the host changed speed during the scenario (ceilings or testpmd
 runs more than 25 % apart). tests/bench_summary.rs runs it on crafted runs.
 """
 import json, statistics, sys
+
+# A pair whose testpmd run reached this share of the generator's ceiling
+# measured the generator, not testpmd: its ratio overstates roamlb.
+BOUND = 0.9
+# Ceilings before and after the pairs, or testpmd's runs, further apart than
+# this: the host changed speed during the scenario, and its ratios may
+# compare unlike windows.
+UNSTEADY = 0.25
+
 runs_path, machine, json_path, quick = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
 names = []
@@ -22,13 +31,6 @@ def med(v):
 out = {"machine": machine, "scenarios": []}
 print()
 print("machine: " + machine)
-# A pair whose testpmd run reached this share of the generator's ceiling
-# measured the generator, not testpmd: its ratio overstates roamlb.
-BOUND = 0.9
-# Ceilings before and after the pairs, or testpmd's runs, further apart than
-# this: the host changed speed during the scenario, and its ratios may
-# compare unlike windows.
-UNSTEADY = 0.25
 print("%-24s %-26s %-26s %-22s %-6s %-15s %s" % ("scenario", "roamlb Mpps med (min-max)", "testpmd Mpps med (min-max)", "ratio med (min-max)", "valid", "gen ceilings", "gen-bound"))
 bound_any = False
 unsteady_any = False
@@ -44,7 +46,7 @@ for n in names:
         rb = [r for r in rs if r["pair"] == p and r["dut"] == "testpmd"]
         if ra and rb and ra[0]["valid"] and rb[0]["valid"] and rb[0]["mpps"] > 0:
             a.append(ra[0]["mpps"]); b.append(rb[0]["mpps"]); ratios.append(ra[0]["mpps"] / rb[0]["mpps"])
-            bound += top > 0 and rb[0]["mpps"] >= BOUND * top
+            bound += int(top > 0 and rb[0]["mpps"] >= BOUND * top)
     fmt = lambda v: "%.3f (%.3f-%.3f)" % (med(v), min(v), max(v)) if v else "-"
     pairs = [p for p in pairs if p > 0]
     bound_any |= bound > 0
