@@ -48,13 +48,23 @@ pub fn sum_folded(data: &[u8]) -> u16 {
     fold(acc as u32)
 }
 
-/// Folds a 32-bit accumulator to 16 bits (end-around carry).
+/// Folds a 32-bit accumulator to 16 bits (end-around carry). Two steps
+/// always suffice: the first leaves at most 0xffff + 0xffff = 0x1fffe, the
+/// second at most 0xfffe + 1.
 #[inline]
-pub fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
+}
+
+/// Folds a 128-bit accumulator to 32 bits, end-around carry included.
+#[inline(always)]
+fn fold128(acc: u128) -> u32 {
+    let (s, c) = (acc as u64).overflowing_add((acc >> 64) as u64);
+    // With a carry out, `s` is below either addend: `s + 1` cannot overflow.
+    let acc = s + u64::from(c);
+    let (s, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    s + u32::from(c)
 }
 
 /// The checksum of `data`: the complement of its ones'-complement sum.
@@ -98,26 +108,50 @@ pub fn update16(old_check: u16, old: u16, new: u16) -> u16 {
 #[inline(always)]
 pub fn update_words<const N: usize>(old_check: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
     const { assert!(N % 4 == 0 && N <= 64) };
-    let mut acc = u64::from(!old_check.to_be());
+    // 64-bit words where they fit (an IPv6 address is two), then a 32-bit
+    // one; at most 17 terms of 64 bits, so the u128 cannot overflow.
+    let mut acc = u128::from(!old_check.to_be());
     let mut i = 0;
-    while i < N {
-        acc += u64::from(!u32::from_ne_bytes([
+    while i + 8 <= N {
+        let o = [
+            old[i],
+            old[i + 1],
+            old[i + 2],
+            old[i + 3],
+            old[i + 4],
+            old[i + 5],
+            old[i + 6],
+            old[i + 7],
+        ];
+        let w = [
+            new[i],
+            new[i + 1],
+            new[i + 2],
+            new[i + 3],
+            new[i + 4],
+            new[i + 5],
+            new[i + 6],
+            new[i + 7],
+        ];
+        acc += u128::from(!u64::from_ne_bytes(o));
+        acc += u128::from(u64::from_ne_bytes(w));
+        i += 8;
+    }
+    if i < N {
+        acc += u128::from(!u32::from_ne_bytes([
             old[i],
             old[i + 1],
             old[i + 2],
             old[i + 3],
         ]));
-        acc += u64::from(u32::from_ne_bytes([
+        acc += u128::from(u32::from_ne_bytes([
             new[i],
             new[i + 1],
             new[i + 2],
             new[i + 3],
         ]));
-        i += 4;
     }
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    u16::from_be(!fold(acc as u32))
+    u16::from_be(!fold(fold128(acc)))
 }
 
 /// RFC 1624 eqn. 3 over equal-length byte strings (addresses). `old` and
@@ -237,6 +271,36 @@ mod tests {
                 update_words(check, &o4, &n4),
                 update_word_by_word(check, &o4, &n4)
             );
+        }
+    }
+
+    #[test]
+    fn update_words_edge_values() {
+        // All-zero and all-one words, where the two ones'-complement zeros
+        // and the end-around carries of the 64-bit sum meet; 12 octets mix
+        // a 64-bit and a 32-bit word.
+        let values = [0x00u8, 0xff, 0x80, 0x01, 0xfe];
+        for check in [0u16, 0xffff, 0x8000, 0x0001, 0xfffe] {
+            for &a in &values {
+                for &b in &values {
+                    let (old, new) = ([a; 16], [b; 16]);
+                    assert_eq!(
+                        update_words(check, &old, &new),
+                        update_word_by_word(check, &old, &new),
+                        "{check:#x} {a:#x} {b:#x}"
+                    );
+                    let (o12, n12) = ([a; 12], [b; 12]);
+                    assert_eq!(
+                        update_words(check, &o12, &n12),
+                        update_word_by_word(check, &o12, &n12)
+                    );
+                    let (o4, n4) = ([a; 4], [b; 4]);
+                    assert_eq!(
+                        update_words(check, &o4, &n4),
+                        update_word_by_word(check, &o4, &n4)
+                    );
+                }
+            }
         }
     }
 
