@@ -41,13 +41,13 @@ pub enum BucketError {
 pub const DEFAULT_BUCKETS: usize = 4096;
 
 /// Bucket of a hash for a map of `2^bits` buckets (high bits of the hash).
+/// Without a branch: the hash is shifted by one and then by `63 - bits`
+/// (both below 64), so a one-bucket map (`bits` 0) gets bucket 0. Maps have
+/// at most 2^20 buckets ([`BucketMap::new`]).
 #[inline]
 pub fn bucket_of(hash: u64, bits: u32) -> usize {
-    if bits == 0 {
-        0
-    } else {
-        (hash >> (64 - bits)) as usize
-    }
+    debug_assert!(bits <= 20);
+    ((hash >> 1) >> (63 - bits.min(63))) as usize
 }
 
 /// Bucket -> (owner member, owner core).
@@ -110,6 +110,13 @@ impl BucketMap {
     #[inline]
     pub fn core_of(&self, hash: u64) -> u8 {
         self.owner_core[self.bucket_of(hash)]
+    }
+
+    /// Owning core of `bucket` (from [`BucketMap::bucket_of`], so the packet
+    /// path finds the bucket once and uses it for the owner and the load).
+    #[inline]
+    pub fn core_of_bucket(&self, bucket: usize) -> u8 {
+        self.owner_core[bucket]
     }
 
     /// True if `my_member` owns the hash's bucket.
@@ -257,10 +264,24 @@ impl BucketLoads {
         }
     }
 
+    /// [`BucketLoads::prefetch`] of a bucket already found.
+    #[inline]
+    pub fn prefetch_bucket(&self, bucket: usize) {
+        if let Some(l) = self.loads.get(bucket) {
+            crate::memory::prefetch(l);
+        }
+    }
+
     /// Counts a forwarded packet of `bytes` bytes.
     #[inline]
     pub fn record(&mut self, hash: u64, bytes: u32) {
-        if let Some(l) = self.loads.get_mut(bucket_of(hash, self.bits)) {
+        self.record_bucket(bucket_of(hash, self.bits), bytes);
+    }
+
+    /// [`BucketLoads::record`] in a bucket already found.
+    #[inline]
+    pub fn record_bucket(&mut self, bucket: usize, bytes: u32) {
+        if let Some(l) = self.loads.get_mut(bucket) {
             l.packets += 1;
             l.bytes += u64::from(bytes);
         }

@@ -483,6 +483,51 @@ impl ServiceSpec {
     }
 }
 
+/// A service's match criteria packed for [`Topology::match_service`], which
+/// scans them for every client packet: the VIP, the protocol classes it
+/// takes and whether it takes every port, in 32 bytes instead of a walk
+/// through the whole [`ServiceSpec`]. Gives the same answer as
+/// [`ServiceSpec::matches`] (`tests::service_filter_matches_the_spec`).
+#[derive(Debug, Clone, Copy)]
+struct ServiceFilter {
+    vip: AddrBits,
+    /// [`ServiceFilter::TCP`], [`ServiceFilter::UDP`] and
+    /// [`ServiceFilter::OTHER`] bits; 0 for a service a reload removed.
+    protocols: u8,
+    /// No port list: every TCP or UDP port.
+    any_port: bool,
+}
+
+impl ServiceFilter {
+    const TCP: u8 = 1;
+    const UDP: u8 = 2;
+    /// Any protocol without ports (ESP, Mobility Header, ICMP, ...).
+    const OTHER: u8 = 4;
+
+    fn of(s: &ServiceSpec) -> Self {
+        let protocols = match (s.removed, s.protocol) {
+            (true, _) => 0,
+            (false, ServiceProtocol::Tcp) => Self::TCP,
+            (false, ServiceProtocol::Udp) => Self::UDP,
+            (false, ServiceProtocol::Any) => Self::TCP | Self::UDP | Self::OTHER,
+        };
+        ServiceFilter {
+            vip: AddrBits::of(s.vip),
+            protocols,
+            any_port: s.ports.is_empty(),
+        }
+    }
+
+    #[inline]
+    fn class(protocol: IpProtocol) -> u8 {
+        match protocol {
+            IpProtocol::Tcp => Self::TCP,
+            IpProtocol::Udp => Self::UDP,
+            _ => Self::OTHER,
+        }
+    }
+}
+
 /// One port as the data plane uses it.
 #[derive(Debug, Clone)]
 pub struct PortSpec {
@@ -533,8 +578,9 @@ pub struct Topology {
     /// here instead of per packet; `None`: resolved through the neighbour
     /// cache.
     pub egress: Vec<Box<[Option<[u8; 6]>]>>,
-    /// Per service, its VIP as [`AddrBits`] (compared on the packet path).
-    pub vip_bits: Vec<AddrBits>,
+    /// Per service, what the packet path's service match compares (see
+    /// [`ServiceFilter`]).
+    filters: Box<[ServiceFilter]>,
     /// The home-agent notification channel, when configured.
     pub notify: Option<NotifySpec>,
     /// Full-NAT local (source) addresses; the index is stable across
@@ -887,9 +933,9 @@ impl Topology {
                 None => None,
             },
             egress: Vec::new(),
-            vip_bits: Vec::new(),
+            filters: Box::new([]),
         };
-        topo.vip_bits = topo.services.iter().map(|s| AddrBits::of(s.vip)).collect();
+        topo.filters = topo.services.iter().map(ServiceFilter::of).collect();
         topo.egress = topo
             .services
             .iter()
@@ -915,10 +961,20 @@ impl Topology {
         protocol: IpProtocol,
         port: Option<u16>,
     ) -> Option<usize> {
-        self.vip_bits
-            .iter()
-            .zip(&self.services)
-            .position(|(&vip, s)| vip == dst && s.matches(protocol, port))
+        let class = ServiceFilter::class(protocol);
+        for (i, f) in self.filters.iter().enumerate() {
+            if f.vip != dst || f.protocols & class == 0 {
+                continue;
+            }
+            // TCP or UDP to a service with a port list: the port decides.
+            if f.any_port
+                || class == ServiceFilter::OTHER
+                || port.is_some_and(|p| self.services[i].ports.binary_search(&p).is_ok())
+            {
+                return Some(i);
+            }
+        }
+        None
     }
 
     #[inline]
@@ -996,6 +1052,11 @@ impl Topology {
 pub struct Prefetched {
     parsed: Parsed,
     valid: bool,
+    /// A client-side TCP or UDP packet to `service` that is not for the
+    /// notification port: none of [`CoreLb::process_inner`]'s other
+    /// branches (neighbour discovery, notifications, ICMP errors, replies)
+    /// can take it, so it goes straight to the service.
+    direct: bool,
     service: ServiceMatch,
     hashed: Option<Hashed>,
 }
@@ -1747,10 +1808,12 @@ impl CoreLb {
                 key: waiting.key[k],
                 hash,
             });
-            if self.buckets.core_of(hash) == self.me && self.prefetched_len < self.prefetched.len()
+            let bucket = self.buckets.bucket_of(hash);
+            if self.buckets.core_of_bucket(bucket) == self.me
+                && self.prefetched_len < self.prefetched.len()
             {
                 self.sessions.prefetch_hashes(hash);
-                self.loads.prefetch(hash);
+                self.loads.prefetch_bucket(bucket);
                 self.prefetched[self.prefetched_len] = hash;
                 self.prefetched_len += 1;
             }
@@ -1783,6 +1846,11 @@ impl CoreLb {
         };
         // Services are few (u16 indices in the topology).
         pre.service = ServiceMatch::Service(si as u16);
+        pre.direct = dport.is_some()
+            && !topo
+                .notify
+                .as_ref()
+                .is_some_and(|n| p.protocol == IpProtocol::Udp && dport == Some(n.port));
         let key = identity_key(frame, p, topo.services[si].mode)?;
         if !self.aliases.is_empty() && key.may_have_alias() {
             return None;
@@ -1934,6 +2002,23 @@ impl CoreLb {
         handed_off: bool,
         pre: &Prefetched,
     ) -> Verdict {
+        if pre.direct {
+            if let ServiceMatch::Service(si) = pre.service {
+                let hint = pre
+                    .hashed
+                    .filter(|h| h.service == si)
+                    .map(|h| (h.key, h.hash));
+                return self.forward_to_backend(
+                    f,
+                    &pre.parsed,
+                    topo,
+                    usize::from(si),
+                    now,
+                    false,
+                    hint,
+                );
+            }
+        }
         // Parsed into a local (or copied from the prefetch pass, written
         // long before): copying a struct out of `self` right after the
         // parser's narrow stores stalls on store forwarding.
@@ -2133,8 +2218,9 @@ impl CoreLb {
             None => own_hash,
             Some(_) => self.hasher.hash_key(&identity),
         };
+        let bucket = self.buckets.bucket_of(hash);
         if !handed_off {
-            let owner = self.buckets.core_of(hash);
+            let owner = self.buckets.core_of_bucket(bucket);
             if owner != self.me {
                 write_meta(f, resolved);
                 self.counters.handoffs += 1;
@@ -2231,7 +2317,7 @@ impl CoreLb {
             *c += 1;
         }
         self.counters.to_backend += 1;
-        self.loads.record(hash, f.bytes().len() as u32);
+        self.loads.record_bucket(bucket, f.bytes().len() as u32);
         if fragment {
             self.fragment_l3 = usize::from(p.l3_offset);
             return Verdict::Fragment(out);
@@ -3436,6 +3522,94 @@ mod tests {
             &[Ext::Hao(addr6(home))],
             &L4::Tcp(40000, 80, 7, 0x18),
         ))
+    }
+
+    #[test]
+    fn service_filter_matches_the_spec() {
+        // Services of every protocol filter, with and without port lists,
+        // two of them sharing a VIP; then each one removed in turn.
+        let config = r#"
+            [workers]
+            lcores = [1]
+            [[ports]]
+            name = "client"
+            device = "net_ring0"
+            role = "client"
+            [[ports]]
+            name = "server"
+            device = "net_ring1"
+            role = "server"
+            addresses = ["2001:db8:1::1/64"]
+            [[service]]
+            name = "tcp-ports"
+            vip = "2001:db8:ffff::80"
+            protocol = "tcp"
+            ports = [80, 443]
+            backend = [{ address = "2001:db8:1::10" }]
+            [[service]]
+            name = "udp-all"
+            vip = "2001:db8:ffff::80"
+            protocol = "udp"
+            backend = [{ address = "2001:db8:1::10" }]
+            [[service]]
+            name = "any-ports"
+            vip = "2001:db8:ffff::81"
+            protocol = "any"
+            ports = [53]
+            backend = [{ address = "2001:db8:1::10" }]
+            [[service]]
+            name = "any-all"
+            vip = "2001:db8:ffff::82"
+            protocol = "any"
+            backend = [{ address = "2001:db8:1::10" }]
+            [[service]]
+            name = "tcp-all"
+            vip = "2001:db8:ffff::83"
+            protocol = "tcp"
+            backend = [{ address = "2001:db8:1::10" }]
+        "#;
+        let cfg = Config::from_toml(config, "test").unwrap();
+        let mut topo = Topology::from_config(&cfg, &[CLIENT_MAC, SERVER_MAC], true).unwrap();
+        let dsts: Vec<AddrBits> = (0x80..=0x84)
+            .map(|last| format!("2001:db8:ffff::{last:x}"))
+            .map(|a| AddrBits::of(a.parse().unwrap()))
+            .chain([AddrBits(false, 0x2001_0db8)])
+            .collect();
+        let protocols = [
+            IpProtocol::Tcp,
+            IpProtocol::Udp,
+            IpProtocol::Esp,
+            IpProtocol::Icmpv6,
+            IpProtocol::Mobility,
+        ];
+        let ports = [None, Some(80), Some(443), Some(53), Some(1)];
+        let mut checked = 0;
+        for removed in std::iter::once(None).chain((0..topo.services.len()).map(Some)) {
+            for (i, s) in topo.services.iter_mut().enumerate() {
+                s.removed = removed == Some(i);
+            }
+            topo.filters = topo.services.iter().map(ServiceFilter::of).collect();
+            for &dst in &dsts {
+                for &protocol in &protocols {
+                    for &port in &ports {
+                        let spec = topo
+                            .services
+                            .iter()
+                            .position(|s| AddrBits::of(s.vip) == dst && s.matches(protocol, port));
+                        assert_eq!(
+                            topo.match_service(dst, protocol, port),
+                            spec,
+                            "{dst:?} {protocol:?} {port:?}, removed {removed:?}"
+                        );
+                        checked += usize::from(spec.is_some());
+                    }
+                }
+            }
+        }
+        assert!(
+            checked > 50,
+            "the cases reach matching services ({checked})"
+        );
     }
 
     #[test]
