@@ -485,7 +485,7 @@ impl ServiceSpec {
 
 /// A service's match criteria packed for [`Topology::match_service`], which
 /// scans them for every client packet: the VIP, the protocol classes it
-/// takes and whether it takes every port, in 32 bytes instead of a walk
+/// takes and whether it takes every port, in 48 bytes instead of a walk
 /// through the whole [`ServiceSpec`]. Gives the same answer as
 /// [`ServiceSpec::matches`] (`tests::service_filter_matches_the_spec`).
 #[derive(Debug, Clone, Copy)]
