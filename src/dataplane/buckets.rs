@@ -253,18 +253,10 @@ impl BucketLoads {
         }
     }
 
-    /// Starts loading the counters of `hash`'s bucket into the cache (the
-    /// burst's prefetch pass calls this: with many identities each packet
-    /// lands on a random bucket, and waiting for its line at `record` was
-    /// about a seventh of `forward_to_backend` in `perf annotate`).
-    #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        if let Some(l) = self.loads.get(bucket_of(hash, self.bits)) {
-            crate::memory::prefetch(l);
-        }
-    }
-
-    /// [`BucketLoads::prefetch`] of a bucket already found.
+    /// Starts loading the counters of `bucket` into the cache (the burst's
+    /// prefetch pass calls this: with many identities each packet lands on
+    /// a random bucket, and waiting for its line at `record` was about a
+    /// seventh of `forward_to_backend` in `perf annotate`).
     #[inline]
     pub fn prefetch_bucket(&self, bucket: usize) {
         if let Some(l) = self.loads.get(bucket) {

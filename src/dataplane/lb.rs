@@ -1054,9 +1054,9 @@ pub struct Prefetched {
     parsed: Parsed,
     valid: bool,
     /// A client-side TCP or UDP packet to `service` that is not for the
-    /// notification port: none of [`CoreLb::process_inner`]'s other
-    /// branches (neighbour discovery, notifications, ICMP errors, replies)
-    /// can take it, so it goes straight to the service.
+    /// notification port: none of [`CoreLb::route`]'s other branches
+    /// (neighbour discovery, notifications, ICMP errors, replies) can take
+    /// it, so [`CoreLb::process_inner`] sends it straight to the service.
     direct: bool,
     service: ServiceMatch,
     hashed: Option<Hashed>,
