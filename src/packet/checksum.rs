@@ -113,45 +113,22 @@ pub fn update_words<const N: usize>(old_check: u16, old: &[u8; N], new: &[u8; N]
     let mut acc = u128::from(!old_check.to_be());
     let mut i = 0;
     while i + 8 <= N {
-        let o = [
-            old[i],
-            old[i + 1],
-            old[i + 2],
-            old[i + 3],
-            old[i + 4],
-            old[i + 5],
-            old[i + 6],
-            old[i + 7],
-        ];
-        let w = [
-            new[i],
-            new[i + 1],
-            new[i + 2],
-            new[i + 3],
-            new[i + 4],
-            new[i + 5],
-            new[i + 6],
-            new[i + 7],
-        ];
-        acc += u128::from(!u64::from_ne_bytes(o));
-        acc += u128::from(u64::from_ne_bytes(w));
+        acc += u128::from(!u64::from_ne_bytes(octets(old, i)));
+        acc += u128::from(u64::from_ne_bytes(octets(new, i)));
         i += 8;
     }
     if i < N {
-        acc += u128::from(!u32::from_ne_bytes([
-            old[i],
-            old[i + 1],
-            old[i + 2],
-            old[i + 3],
-        ]));
-        acc += u128::from(u32::from_ne_bytes([
-            new[i],
-            new[i + 1],
-            new[i + 2],
-            new[i + 3],
-        ]));
+        acc += u128::from(!u32::from_ne_bytes(octets(old, i)));
+        acc += u128::from(u32::from_ne_bytes(octets(new, i)));
     }
     u16::from_be(!fold(fold128(acc)))
+}
+
+/// Octets `i..i + K` of `b` (the callers keep `i + K <= N`; unrolled with
+/// constant `i`, the bounds checks fold away).
+#[inline(always)]
+fn octets<const N: usize, const K: usize>(b: &[u8; N], i: usize) -> [u8; K] {
+    core::array::from_fn(|k| b[i + k])
 }
 
 /// RFC 1624 eqn. 3 over equal-length byte strings (addresses). `old` and
