@@ -1,7 +1,7 @@
 #!/bin/bash
 # roamlb end-to-end throughput against dpdk-testpmd (5tswap), in one run.
 #
-#   scripts/bench.sh [--quick] [--pairs N] [--seconds S] [--only REGEX] [--json PATH]
+#   scripts/bench.sh [--quick] [--pairs N] [--seconds S] [--only REGEX] [--json PATH] [--perf DIR]
 #
 # On one machine: the device under test (DUT) and the generator (`roamlb gen`)
 # are two DPDK processes joined by two net_memif pairs (client side, server
@@ -20,6 +20,9 @@
 #
 # --quick: 3 pairs, 2 s windows (a few minutes). Default: 7 pairs, 5 s windows
 # (published figures). --json PATH writes the summary (see README.md).
+# --perf DIR runs each DUT under `perf record -e cpu-clock -g` and keeps one
+# profile per run in DIR (SCENARIO-RUN-DUT-PAIR.data, for `perf report -i`); the
+# sampling costs the DUT a little, so such runs' figures are not for publishing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +32,7 @@ WARMUP=1
 ONLY=""
 JSON=""
 QUICK=0
+PERF_DIR=""
 ORIG_ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,7 +41,8 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_RUN=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --json) JSON=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --perf) PERF_DIR=$2; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -59,6 +64,11 @@ if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/dpdk/src" -newer "$BIN" -n
     (cd "$ROOT" && cargo build --release --bin roamlb)
 fi
 command -v dpdk-testpmd >/dev/null || { echo "bench.sh: dpdk-testpmd not found (scripts/setup.sh installs Debian's dpdk-dev)" >&2; exit 1; }
+if [ -n "$PERF_DIR" ]; then
+    command -v perf >/dev/null || { echo "bench.sh: --perf needs perf (Debian's linux-perf)" >&2; exit 1; }
+    mkdir -p "$PERF_DIR"
+    PERF_DIR=$(cd "$PERF_DIR" && pwd)
+fi
 FREE=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 [ "${FREE:-0}" -ge 600 ] || { echo "bench.sh: need 600 free 2 MiB hugepages (scripts/setup.sh), have ${FREE:-0}" >&2; exit 1; }
 
@@ -70,6 +80,8 @@ cd "$WORK"
 RUNS="$WORK/runs.jsonl"
 : > "$RUNS"
 DUT_PID=""
+DUT_CPU_PID="" # the DUT process itself (perf's child under --perf)
+RUN_NO=0
 cleanup() {
     if [ -n "$DUT_PID" ] && kill -0 "$DUT_PID" 2>/dev/null; then kill -TERM "$DUT_PID" 2>/dev/null || true; fi
     rm -rf "/var/run/dpdk/$TAG-"*
@@ -169,20 +181,33 @@ ticks() { # utime+stime of a PID in clock ticks
     awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-start_dut() { # $1 = roamlb | testpmd | testpmd-rxonly; sets DUT_PID, DUT_LOG
+start_dut() { # $1 = roamlb | testpmd | testpmd-rxonly, $2 = profile name; sets DUT_PID, DUT_CPU_PID, DUT_LOG
     local log="$WORK/dut-$1.log"
     DUT_LOG=$log
+    local perf=()
+    if [ -n "$PERF_DIR" ]; then
+        perf=(perf record -q -e cpu-clock -g -o "$PERF_DIR/$2.data" --)
+    fi
     if [ "$1" = roamlb ]; then
-        taskset -c 1 "$BIN" run --config "$DUT_CONF" --duration 600 >"$log" 2>&1 &
+        taskset -c 1 "${perf[@]}" "$BIN" run --config "$DUT_CONF" --duration 600 >"$log" 2>&1 &
         DUT_PID=$!
     else
-        taskset -c 1 dpdk-testpmd --lcores 0@1,1@1 --file-prefix "$TAG-tp" --huge-unlink -m 512 --no-pci \
+        taskset -c 1 "${perf[@]}" dpdk-testpmd --lcores 0@1,1@1 --file-prefix "$TAG-tp" --huge-unlink -m 512 --no-pci \
             --log-level=warning \
             --vdev "net_memif0,role=server,socket=$CLIENT_SOCK,id=0" \
             --vdev "net_memif1,role=server,socket=$SERVER_SOCK,id=0" \
             -- --forward-mode="$([ "$1" = testpmd ] && echo 5tswap || echo rxonly)" --nb-cores=1 --rxq=1 --txq=1 --burst=32 \
             --total-num-mbufs=32768 --stats-period 3600 --auto-start >"$log" 2>&1 &
         DUT_PID=$!
+    fi
+    DUT_CPU_PID=$DUT_PID
+    if [ -n "$PERF_DIR" ]; then
+        DUT_CPU_PID=""
+        for _ in $(seq 100); do
+            DUT_CPU_PID=$(pgrep -P "$DUT_PID" | head -1) && [ -n "$DUT_CPU_PID" ] && break
+            sleep 0.05
+        done
+        [ -n "$DUT_CPU_PID" ] || { echo "bench.sh: perf started no DUT process ($log)" >&2; DUT_CPU_PID=$DUT_PID; }
     fi
     # The memif server socket exists once the DUT has probed its ports.
     for _ in $(seq 100); do
@@ -224,11 +249,12 @@ stop_dut() {
 }
 
 run_one() { # $1 scenario name, $2 profile, $3 dut, $4 pair index
-    start_dut "$3"
+    RUN_NO=$((RUN_NO + 1))
+    start_dut "$3" "$1-$(printf %02d "$RUN_NO")-$3-$4"
     local t0 d0 t1 d1 out gpid
     # The DUT's CPU share is sampled while the generator still runs (a memif
     # peer's disconnect ends the comparable part of the run).
-    t0=$(date +%s.%N); d0=$(ticks "$DUT_PID")
+    t0=$(date +%s.%N); d0=$(ticks "$DUT_CPU_PID")
     # shellcheck disable=SC2086
     taskset -c 0 timeout $((SECONDS_RUN + WARMUP + 40)) "$BIN" gen $2 --rate max --duration $((SECONDS_RUN + WARMUP)) \
         --warmup "$WARMUP" --drain 0.3 --link-wait 15 --no-verify --spin --json -- \
@@ -239,7 +265,7 @@ run_one() { # $1 scenario name, $2 profile, $3 dut, $4 pair index
     # The sending window ends SECONDS_RUN + WARMUP after the generator's EAL
     # start (well under a second); sample just before that.
     sleep "$((SECONDS_RUN + WARMUP))"
-    t1=$(date +%s.%N); d1=$(ticks "$DUT_PID")
+    t1=$(date +%s.%N); d1=$(ticks "$DUT_CPU_PID")
     if wait "$gpid"; then out=$(cat "$WORK/gen.json"); else
         echo "bench.sh: gen failed in $1 ($3):" >&2; tail -5 "$WORK/gen.err" >&2; out='{}'; fi
     kill -0 "$DUT_PID" 2>/dev/null || { echo "bench.sh: note: the DUT ($3) had exited when the generator finished; its log:" >&2; tail -3 "$WORK/dut-$3.log" >&2; }
@@ -282,3 +308,6 @@ done
 
 MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, Linux $(uname -r), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
 python3 "$ROOT/scripts/bench_summary.py" "$RUNS" "$MACHINE" "$JSON" "$QUICK"
+if [ -n "$PERF_DIR" ]; then
+    echo "bench.sh: DUT profiles in $PERF_DIR (perf report -i FILE); these runs were sampled, so their figures are not for publishing"
+fi
