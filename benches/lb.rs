@@ -3,7 +3,10 @@
 //! [`CoreLb::process_prefetched`]) over bursts of 32 in-memory frames, with
 //! the bench script's DUT services (DNAT to static neighbours). Each packet
 //! is first copied from its pristine image, as a memif RX copies it into an
-//! mbuf; `copy_only` measures that copy alone. Run with
+//! mbuf; `copy_only` measures that copy alone. With a million clients the
+//! images themselves miss the caches (a hundred megabytes of them), which a
+//! DUT's freshly received frames do not: `established_hao_1m_hot_of_4m`
+//! gives one burst's worth of images each client's home address in turn. Run with
 //! `cargo bench --bench lb -- --warm-up-time 1 --measurement-time 3`.
 //!
 //! This isolates roamlb's own per-packet work from the PMD's: the end-to-end
@@ -153,6 +156,17 @@ fn clients(shape: &str, n: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Offset of the last four octets of client 0's home address,
+/// 2001:db8:40::, in its HAO frame (client `i` has `i` there, big-endian).
+fn home_address_at(image: &[u8]) -> usize {
+    let home = Ipv6Addr::new(0x2001, 0xdb8, 0x40, 0, 0, 0, 0, 0).octets();
+    image
+        .windows(16)
+        .position(|w| w == home)
+        .expect("the home address is in the frame")
+        + 12
+}
+
 /// One burst the way the worker runs it; returns the packets transmitted.
 #[inline]
 fn burst(
@@ -240,12 +254,7 @@ impl Churn {
         let (topo, lb) = core_of(&config, 4 << 20);
         let image = clients("hao", 1).remove(0);
         // Client 0's home address, 2001:db8:40::, in its Home Address option.
-        let home = Ipv6Addr::new(0x2001, 0xdb8, 0x40, 0, 0, 0, 0, 0).octets();
-        let home_at = image
-            .windows(16)
-            .position(|w| w == home)
-            .expect("the home address is in the frame")
-            + 12;
+        let home_at = home_address_at(&image);
         Churn {
             topo,
             lb,
@@ -330,6 +339,27 @@ fn lb_benches(c: &mut Criterion) {
             })
         });
     }
+    // A million HAO clients as the DUT sees them: the frames of a burst
+    // are hot (memif has just copied them into the mbufs), unlike the
+    // million distinct images above, each a miss of its own. The burst's
+    // images are client 0's, given each client's home address in turn, so
+    // only the tables' misses remain.
+    let mut state: Option<(Established, usize, Vec<Vec<u8>>, u32)> = None;
+    g.bench_function("established_hao_1m_hot_of_4m", |b| {
+        let (s, home_at, hot, next) = state.get_or_insert_with(|| {
+            let s = Established::new("hao", 1_000_000, 4 << 20);
+            let home_at = home_address_at(&s.images[0]);
+            let hot = vec![s.images[0].clone(); BURST];
+            (s, home_at, hot, 0)
+        });
+        b.iter(|| {
+            for img in hot.iter_mut() {
+                img[*home_at..*home_at + 4].copy_from_slice(&next.to_be_bytes());
+                *next = (*next + 1) % 1_000_000;
+            }
+            black_box(burst(&s.topo, &mut s.lb, &mut s.frames, hot, &mut s.pre, 2))
+        })
+    });
     // New identities, as `new-100pct-hao-64` of the bench script: every
     // packet a home address never seen, sessions of 1 s (its churn
     // configuration), the clock ticking every 3.5M packets (about the rate

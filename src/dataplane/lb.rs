@@ -1083,6 +1083,11 @@ struct Waiting {
 /// The initial value of [`Waiting::key`]'s lanes, overwritten before use.
 const NO_KEY: IdentityKey = IdentityKey::from_parts(IdentityKind::Spi, [0; 16]);
 
+/// Slots of the full-NAT connection table [`CoreLb::expire`] examines at
+/// least per call: the worker's session budget is sized for the session
+/// table's churn and lap, and may be far smaller.
+pub const SIDE_TABLE_BUDGET: usize = 1024;
+
 /// How many session entries the prefetch pass asks for before the burst's
 /// packets are processed (see [`CoreLb::prefetch_entries`]).
 const ENTRY_LEAD: usize = 8;
@@ -1939,7 +1944,10 @@ impl CoreLb {
         self.counters.drop(reason)
     }
 
-    /// Expires sessions, examining at most `budget` slots.
+    /// Expires sessions, examining at most `budget` slots of the session
+    /// table; the full-NAT connection table gets at least
+    /// [`SIDE_TABLE_BUDGET`] slots, the neighbour, alias and notification
+    /// guard tables fixed slices (whatever the session budget).
     pub fn expire(&mut self, now: u32, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
         let n = self.sessions.expire(now, budget, |e| {
@@ -1949,12 +1957,12 @@ impl CoreLb {
         });
         self.counters.sessions_expired += n as u64;
         if let Some(t) = self.fnat.as_mut() {
-            t.expire(now, budget);
+            t.expire(now, budget.max(SIDE_TABLE_BUDGET));
         }
-        self.neighbors.expire(now, budget.min(64), |_| {});
-        self.aliases.expire(now, budget.min(256), |_| {});
+        self.neighbors.expire(now, 64, |_| {});
+        self.aliases.expire(now, 256, |_| {});
         if let Some(g) = self.guard.as_mut() {
-            g.expire(now, budget.min(256));
+            g.expire(now, 256);
         }
         n
     }
