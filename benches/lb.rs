@@ -5,8 +5,9 @@
 //! is first copied from its pristine image, as a memif RX copies it into an
 //! mbuf; `copy_only` measures that copy alone. With a million clients the
 //! images themselves miss the caches (a hundred megabytes of them), which a
-//! DUT's freshly received frames do not: `established_hao_1m_hot_of_4m`
-//! gives one burst's worth of images each client's home address in turn. Run with
+//! DUT's freshly received frames do not; `established_hao_1m_hot_of_4m`
+//! instead gives one burst's worth of images each client's home address in
+//! turn. Run with
 //! `cargo bench --bench lb -- --warm-up-time 1 --measurement-time 3`.
 //!
 //! This isolates roamlb's own per-packet work from the PMD's: the end-to-end
