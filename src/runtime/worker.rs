@@ -716,8 +716,8 @@ mod tests {
             let since = tsc.wrapping_sub(start);
             ((since / hz) as u32, since / (hz / 1000))
         };
-        // Steps of every size, from a few ticks to seconds, across the
-        // millisecond and second boundaries and the wrap.
+        // Steps from a few ticks to 20 ms, some just under a millisecond,
+        // across the millisecond and second boundaries and the wrap.
         let mut tsc = start;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..200_000u64 {
