@@ -18,6 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use roamlb::config::Config;
 use roamlb::dataplane::buckets::BucketMap;
 use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, VecFrame, Verdict};
+use roamlb::gen::{Generator, Profile, Transport};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
 use roamlb::runtime::worker::{lap_budget, slice_budget};
@@ -157,6 +158,33 @@ fn clients(shape: &str, n: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `count` frames of `roamlb gen --nodes <nodes> --mix hao=80,esp=10,slaac=10
+/// --move-every 64 --size 64`, the bench script's established profile.
+fn generated(nodes: u32, count: usize) -> Vec<Vec<u8>> {
+    let profile = Profile {
+        nodes,
+        mix: "hao=80,esp=10,slaac=10".parse().expect("mix"),
+        move_every: 64,
+        new_share: 0.0,
+        transport: Transport::Udp,
+        size: 64,
+        vip6: "2001:db8:ffff::80".parse().unwrap(),
+        vip4: Ipv4Addr::new(198, 51, 100, 80),
+        dport: 80,
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+    };
+    let mut g = Generator::new(&profile).expect("generator");
+    (0..count)
+        .map(|_| {
+            let p = g.plan();
+            let mut f = vec![0; g.len_of(&p)];
+            g.fill(&p, &mut f, 0);
+            f
+        })
+        .collect()
+}
+
 /// Offset of the last four octets of client 0's home address,
 /// 2001:db8:40::, in its HAO frame (client `i` has `i` there, big-endian).
 fn home_address_at(image: &[u8]) -> usize {
@@ -204,16 +232,21 @@ struct Established {
 
 impl Established {
     fn new(shape: &str, n: u32, room: usize) -> Self {
-        let images = clients(shape, n);
+        let s = Self::from_images(clients(shape, n), room);
+        assert_eq!(s.lb.sessions(), n as usize);
+        s
+    }
+
+    /// A worker that has seen every frame of `images` once.
+    fn from_images(images: Vec<Vec<u8>>, room: usize) -> Self {
         let (topo, mut lb) = core(room);
         let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(Vec::new())).collect();
         let mut pre = vec![Prefetched::default(); BURST];
         for chunk in images.chunks(BURST) {
             let k = chunk.len();
             let sent = burst(&topo, &mut lb, &mut frames[..k], chunk, &mut pre[..k], 1);
-            assert_eq!(sent, k, "{shape}: every client is forwarded");
+            assert_eq!(sent, k, "every client is forwarded");
         }
-        assert_eq!(lb.sessions(), n as usize);
         Established {
             topo,
             lb,
@@ -359,6 +392,26 @@ fn lb_benches(c: &mut Criterion) {
                 *next = (*next + 1) % 1_000_000;
             }
             black_box(burst(&s.topo, &mut s.lb, &mut s.frames, hot, &mut s.pre, 2))
+        })
+    });
+    // The bench script's established traffic itself: `roamlb gen`'s
+    // frames for 1,000 nodes of its mix (80 % HAO, 10 % ESP, 10 % SLAAC,
+    // interleaved node by node, care-of addresses changing every 64
+    // packets), 64 octets, so the packet path's branches see the DUT's mix.
+    let mut state: Option<Established> = None;
+    g.bench_function("established_gen_mix_1k_of_4m", |b| {
+        let s =
+            state.get_or_insert_with(|| Established::from_images(generated(1_000, 3_200), 4 << 20));
+        b.iter(|| {
+            let r = s.next_chunk();
+            black_box(burst(
+                &s.topo,
+                &mut s.lb,
+                &mut s.frames,
+                &s.images[r],
+                &mut s.pre,
+                2,
+            ))
         })
     });
     // New identities, as `new-100pct-hao-64` of the bench script: every

@@ -1969,7 +1969,7 @@ impl CoreLb {
 
     /// [`CoreLb::process_with`] for tests: it clones the shared topology handle (an atomic on
     /// a cache line every worker shares), so the worker loop calls
-    /// [`CoreLb::process_with`] with a handle it holds itself.
+    /// [`CoreLb::process_from_loop`] with a handle it holds itself.
     #[cfg(test)]
     pub fn process<F: Frame>(
         &mut self,
@@ -2014,7 +2014,38 @@ impl CoreLb {
         self.process_inner(topo, f, in_port, now, false, pre)
     }
 
-    #[inline]
+    /// The worker loop's one entry to the packet path: what
+    /// [`CoreLb::process_prefetched`] does when the prefetch pass gave
+    /// `pre`, else what [`CoreLb::process_with`] does. With one call of
+    /// `process_inner` in the loop, it and `forward_to_backend` are inlined
+    /// there; calling the two entries from the loop left `process_inner` a
+    /// function of its own, which cost 31 instructions a packet more
+    /// (callgrind over `roamlb replay`, see README.md, *Results*).
+    #[inline(always)]
+    pub fn process_from_loop<F: Frame>(
+        &mut self,
+        topo: &Topology,
+        f: &mut F,
+        in_port: u8,
+        now: u32,
+        handed_off: bool,
+        pre: Option<&Prefetched>,
+    ) -> Verdict {
+        let fresh;
+        let pre = match pre {
+            Some(pre) => {
+                self.prefetch_next_entry();
+                pre
+            }
+            None => {
+                fresh = Prefetched::default();
+                &fresh
+            }
+        };
+        self.process_inner(topo, f, in_port, now, handed_off, pre)
+    }
+
+    #[inline(always)]
     fn process_inner<F: Frame>(
         &mut self,
         topo: &Topology,

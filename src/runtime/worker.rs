@@ -299,10 +299,9 @@ impl Dispatch {
         if !handed_off {
             self.counters.add(Counter::RxBytes, m.pkt_len() as u64);
         }
-        let verdict = match pre {
-            Some(pre) => self.lb.process_prefetched(topo, &mut m, port, now, pre),
-            None => self.lb.process_with(topo, &mut m, port, now, handed_off),
-        };
+        let verdict = self
+            .lb
+            .process_from_loop(topo, &mut m, port, now, handed_off, pre);
         if !self.hold.is_empty() && self.lb.neighbor_epoch() != self.hold_epoch {
             self.release_held(topo, now, tx);
         }
