@@ -2019,7 +2019,7 @@ impl CoreLb {
     /// `pre`, else what [`CoreLb::process_with`] does. With one call of
     /// `process_inner` in the loop, it and `forward_to_backend` are inlined
     /// there; calling the two entries from the loop left `process_inner` a
-    /// function of its own, which cost 31 instructions a packet more
+    /// function of its own, which cost 24 instructions a packet more
     /// (callgrind over `roamlb replay`, see README.md, *Results*).
     #[inline(always)]
     pub fn process_from_loop<F: Frame>(
@@ -2045,7 +2045,7 @@ impl CoreLb {
         self.process_inner(topo, f, in_port, now, handed_off, pre)
     }
 
-    #[inline(always)]
+    #[inline]
     fn process_inner<F: Frame>(
         &mut self,
         topo: &Topology,
