@@ -285,8 +285,25 @@ impl Dispatch {
     /// `handed_off`) and moves it to TX, a handoff burst, the hold queue or
     /// the pool; `pre` is what the burst's prefetch pass learnt of it.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(never)]
     fn packet(
+        &mut self,
+        topo: &Topology,
+        m: Mbuf,
+        port: u8,
+        now: u32,
+        handed_off: bool,
+        pre: Option<&Prefetched>,
+        tx: &mut [TxQueue],
+    ) {
+        self.packet_inlined(topo, m, port, now, handed_off, pre, tx);
+    }
+
+    /// [`Dispatch::packet`], inlined into the loop's pass over an RX burst
+    /// (handed-off and injected packets take the call).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn packet_inlined(
         &mut self,
         topo: &Topology,
         mut m: Mbuf,
@@ -569,7 +586,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             );
             d.lb.prefetch_entries();
             for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
-                d.packet(&topo, m, binding.port, now, false, Some(pre), &mut tx);
+                d.packet_inlined(&topo, m, binding.port, now, false, Some(pre), &mut tx);
             }
         }
         d.push_handoffs(&handoff_out);
