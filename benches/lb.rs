@@ -7,7 +7,8 @@
 //! images themselves miss the caches (a hundred megabytes of them), which a
 //! DUT's freshly received frames do not; `established_hao_1m_hot_of_4m`
 //! instead gives one burst's worth of images each client's home address in
-//! turn. Run with
+//! turn. `established_gen_mix_1k_of_4m` runs the bench script's own
+//! established traffic (`roamlb gen`'s frames of its mix). Run with
 //! `cargo bench --bench lb -- --warm-up-time 1 --measurement-time 3`.
 //!
 //! This isolates roamlb's own per-packet work from the PMD's: the end-to-end
