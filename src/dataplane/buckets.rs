@@ -43,11 +43,13 @@ pub const DEFAULT_BUCKETS: usize = 4096;
 /// Bucket of a hash for a map of `2^bits` buckets (high bits of the hash).
 /// Without a branch: the hash is shifted by one and then by `63 - bits`
 /// (both below 64), so a one-bucket map (`bits` 0) gets bucket 0. Maps have
-/// at most 2^20 buckets ([`BucketMap::new`]).
+/// at most 2^20 buckets ([`BucketMap::new`]); a larger `bits` is a caller's
+/// bug, and the shift amount's wrap (`wrapping_sub`, `wrapping_shr`) then
+/// gives some bucket rather than a panic.
 #[inline]
 pub fn bucket_of(hash: u64, bits: u32) -> usize {
     debug_assert!(bits <= 20);
-    ((hash >> 1) >> (63 - bits.min(63))) as usize
+    (hash >> 1).wrapping_shr(63u32.wrapping_sub(bits)) as usize
 }
 
 /// Bucket -> (owner member, owner core).
