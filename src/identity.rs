@@ -330,18 +330,9 @@ pub fn binding_update(frame: &[u8], p: &Parsed) -> Option<BindingUpdate> {
 pub struct IdentityHasher {
     /// AES-128 under the cluster's key.
     aes: Aes128Block,
-    /// The secret mask of each identity kind.
-    masks: KindMasks,
-}
-
-/// The per-kind masks `M` of [`IdentityHasher`].
-#[derive(Clone, Copy)]
-struct KindMasks {
-    spi: u128,
-    home_address: u128,
-    interface_id: u128,
-    ipv4: u128,
-    ipv6: u128,
+    /// The secret mask of each identity kind, indexed by
+    /// [`IdentityKind::code`] (one load instead of a match per key).
+    masks: [u128; 5],
 }
 
 impl fmt::Debug for IdentityHasher {
@@ -372,13 +363,9 @@ impl IdentityHasher {
             b[15] = tag;
             aes.encrypt(u128::from_le_bytes(b))
         };
-        let masks = KindMasks {
-            spi: mask(1),
-            home_address: mask(2),
-            interface_id: mask(3),
-            ipv4: mask(4),
-            ipv6: mask(6),
-        };
+        // Tags by kind: SPI 1, home address 2, interface ID 3, IPv4 4,
+        // IPv6 6 (in `IdentityKind`'s order).
+        let masks = [mask(1), mask(2), mask(3), mask(4), mask(6)];
         IdentityHasher { aes, masks }
     }
 
@@ -441,15 +428,8 @@ impl IdentityHasher {
     /// The block `V ^ M` that is encrypted for `k`.
     #[inline(always)]
     fn block(&self, k: &IdentityKey) -> u128 {
-        let m = &self.masks;
-        let mask = match k.kind {
-            IdentityKind::Spi => m.spi,
-            IdentityKind::HomeAddress => m.home_address,
-            IdentityKind::InterfaceId => m.interface_id,
-            IdentityKind::Ipv4 => m.ipv4,
-            IdentityKind::Ipv6 => m.ipv6,
-        };
-        k.value ^ mask
+        // The discriminants are 0 to 4, so the index is in bounds.
+        k.value ^ self.masks[k.kind as usize]
     }
 }
 
