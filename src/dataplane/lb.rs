@@ -2014,17 +2014,16 @@ impl CoreLb {
         self.process_inner(topo, f, in_port, now, false, pre)
     }
 
-    /// The worker loop's one entry to the packet path: what
+    /// The worker loop's entry to the packet path: what
     /// [`CoreLb::process_prefetched`] does when the prefetch pass gave
-    /// `pre`, else what [`CoreLb::process_with`] does. With one call of
-    /// `process_inner` in the loop, it and `forward_to_backend` are inlined
-    /// there; calling the two entries from the loop left `process_inner` a
-    /// function of its own, which cost 24 instructions a packet more
-    /// (callgrind over `roamlb replay`, see README.md, *Results*). The
-    /// loop inlines this into its pass over an RX burst and into the call
-    /// that handed-off packets take, so `process_inner` and
-    /// `forward_to_backend` are `inline(always)`: as functions of their
-    /// own they cost 18 and 31 instructions a packet more.
+    /// `pre`, else what [`CoreLb::process_with`] does. The loop inlines
+    /// the whole path, `process_inner` and `forward_to_backend` included,
+    /// into its pass over an RX burst and into the one call that handed-off
+    /// and injected packets take. Counted with callgrind over `roamlb
+    /// replay` (README.md, *Results*, the evening of 2026-12-04), the two
+    /// entries called from the loop cost 24 instructions a packet more,
+    /// and `process_inner` or `forward_to_backend` left a function of its
+    /// own 18 and 31 more.
     #[inline(always)]
     pub fn process_from_loop<F: Frame>(
         &mut self,
