@@ -264,6 +264,20 @@ impl Established {
         self.at = (self.at + BURST) % (self.images.len() - self.images.len() % BURST);
         r
     }
+
+    /// One burst of the next images, at the clock's second 2; returns the
+    /// packets transmitted.
+    fn next_burst(&mut self) -> usize {
+        let r = self.next_chunk();
+        burst(
+            &self.topo,
+            &mut self.lb,
+            &mut self.frames,
+            &self.images[r],
+            &mut self.pre,
+            2,
+        )
+    }
 }
 
 /// A worker fed a new identity per packet.
@@ -361,17 +375,7 @@ fn lb_benches(c: &mut Criterion) {
         let mut state: Option<Established> = None;
         g.bench_function(label, |b| {
             let s = state.get_or_insert_with(|| Established::new(shape, n, room));
-            b.iter(|| {
-                let r = s.next_chunk();
-                black_box(burst(
-                    &s.topo,
-                    &mut s.lb,
-                    &mut s.frames,
-                    &s.images[r],
-                    &mut s.pre,
-                    2,
-                ))
-            })
+            b.iter(|| black_box(s.next_burst()))
         });
     }
     // A million HAO clients as the DUT sees them: the frames of a burst
@@ -403,17 +407,7 @@ fn lb_benches(c: &mut Criterion) {
     g.bench_function("established_gen_mix_1k_of_4m", |b| {
         let s =
             state.get_or_insert_with(|| Established::from_images(generated(1_000, 3_200), 4 << 20));
-        b.iter(|| {
-            let r = s.next_chunk();
-            black_box(burst(
-                &s.topo,
-                &mut s.lb,
-                &mut s.frames,
-                &s.images[r],
-                &mut s.pre,
-                2,
-            ))
-        })
+        b.iter(|| black_box(s.next_burst()))
     });
     // New identities, as `new-100pct-hao-64` of the bench script: every
     // packet a home address never seen, sessions of 1 s (its churn
