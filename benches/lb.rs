@@ -18,7 +18,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use roamlb::config::Config;
 use roamlb::dataplane::buckets::BucketMap;
-use roamlb::dataplane::lb::{CoreLb, CoreSizing, Frame, Prefetched, Topology, VecFrame, Verdict};
+use roamlb::dataplane::lb::{
+    CoreLb, CoreSizing, Frame, Now, Prefetched, Topology, VecFrame, Verdict,
+};
 use roamlb::gen::{Generator, Profile, Transport};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
@@ -205,7 +207,7 @@ fn burst(
     frames: &mut [VecFrame],
     images: &[Vec<u8>],
     pre: &mut [Prefetched],
-    now: u32,
+    now: Now,
 ) -> usize {
     for (f, image) in frames.iter_mut().zip(images) {
         f.load(image);
@@ -245,7 +247,14 @@ impl Established {
         let mut pre = vec![Prefetched::default(); BURST];
         for chunk in images.chunks(BURST) {
             let k = chunk.len();
-            let sent = burst(&topo, &mut lb, &mut frames[..k], chunk, &mut pre[..k], 1);
+            let sent = burst(
+                &topo,
+                &mut lb,
+                &mut frames[..k],
+                chunk,
+                &mut pre[..k],
+                Now::from_secs(1),
+            );
             assert_eq!(sent, k, "every client is forwarded");
         }
         Established {
@@ -275,7 +284,7 @@ impl Established {
             &mut self.frames,
             &self.images[r],
             &mut self.pre,
-            2,
+            Now::from_secs(2),
         )
     }
 }
@@ -322,7 +331,7 @@ impl Churn {
             img[self.home_at..self.home_at + 4].copy_from_slice(&self.next.to_be_bytes());
             self.next = self.next.wrapping_add(1);
         }
-        let now = 1 + (self.bursts * BURST as u64 / Self::PER_SECOND) as u32;
+        let now = Now::from_millis(1000 + self.bursts * BURST as u64 * 1000 / Self::PER_SECOND);
         self.bursts += 1;
         if self.bursts % 256 == 0 {
             // The worker loop's slice (time here is packets, PER_SECOND to
@@ -333,7 +342,7 @@ impl Churn {
             let lap = lap_budget(
                 self.lb.session_slots(),
                 256 * BURST as u64,
-                1,
+                1000,
                 Self::PER_SECOND,
             );
             self.lb.expire(now, slice_budget(churn, lap));
@@ -396,7 +405,14 @@ fn lb_benches(c: &mut Criterion) {
                 img[*home_at..*home_at + 4].copy_from_slice(&next.to_be_bytes());
                 *next = (*next + 1) % 1_000_000;
             }
-            black_box(burst(&s.topo, &mut s.lb, &mut s.frames, hot, &mut s.pre, 2))
+            black_box(burst(
+                &s.topo,
+                &mut s.lb,
+                &mut s.frames,
+                hot,
+                &mut s.pre,
+                Now::from_secs(2),
+            ))
         })
     });
     // The bench script's established traffic itself: `roamlb gen`'s

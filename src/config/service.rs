@@ -454,11 +454,20 @@ pub(crate) fn validate(cfg: &super::Config, errs: &mut Vec<String>) {
                 listeners.insert((s.vip, *proto, *port));
             }
         }
-        if s.session_lifetime < Duration::from_secs(1)
+        if s.session_lifetime < Duration::from_millis(10)
             || s.session_lifetime > Duration::from_secs(7 * 86400)
         {
             errs.push(format!(
-                "{key}.session_lifetime: {} is out of range (1s to 7days)",
+                "{key}.session_lifetime: {} is out of range (10ms to 7days)",
+                humantime::format_duration(s.session_lifetime)
+            ));
+        } else if s.forwarding == ForwardingMode::Fnat
+            && s.session_lifetime < Duration::from_secs(1)
+        {
+            // Full-NAT connections count whole seconds: one would outlive
+            // a sub-second session.
+            errs.push(format!(
+                "{key}.session_lifetime: {} is below 1s, the shortest with forwarding = \"fnat\"",
                 humantime::format_duration(s.session_lifetime)
             ));
         }

@@ -153,6 +153,33 @@ fn services_load() {
 }
 
 #[test]
+fn session_lifetimes_go_down_to_ten_milliseconds_except_with_full_nat() {
+    let text = std::fs::read_to_string(fixture("services.toml")).expect("fixture");
+    let short = text.replace("session_lifetime = \"10m\"", "session_lifetime = \"200ms\"");
+    let c = Config::from_toml(&short, "short").expect("a 200 ms lifetime is valid");
+    assert_eq!(c.service[0].session_lifetime, Duration::from_millis(200));
+    let too_short = text.replace("session_lifetime = \"10m\"", "session_lifetime = \"9ms\"");
+    match Config::from_toml(&too_short, "too short") {
+        Err(ConfigError::Invalid(v)) => assert_eq!(
+            v,
+            vec!["service[0].session_lifetime: 9ms is out of range (10ms to 7days)"]
+        ),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let fnat = text.replace(
+        "forwarding = \"fnat\"",
+        "forwarding = \"fnat\"\nsession_lifetime = \"500ms\"",
+    );
+    match Config::from_toml(&fnat, "fnat") {
+        Err(ConfigError::Invalid(v)) => assert_eq!(
+            v,
+            vec!["service[2].session_lifetime: 500ms is below 1s, the shortest with forwarding = \"fnat\""]
+        ),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
 fn bad_services_name_their_keys() {
     assert_eq!(
         invalid("bad-services.toml"),
@@ -164,7 +191,7 @@ fn bad_services_name_their_keys() {
             "dataplane.icmp_translated_per_second: 20000000 is out of range (0 = no limit, up to 10000000)",
             "dataplane.hash_key: must be 32 hex digits (128 bits)",
             "neighbor[0].port: no port is named \"nowhere\"",
-            "service[0].session_lifetime: 0s is out of range (1s to 7days)",
+            "service[0].session_lifetime: 0s is out of range (10ms to 7days)",
             "service[0].fnat_idle_timeout: 1h is longer than session_lifetime (0s): a connection cannot outlive its client's session",
             "service[0].fnat_closed_timeout: 2h is longer than the idle timeout (1h)",
             "service[0].backend[0].weight: 20000 is out of range (0 to 10000)",

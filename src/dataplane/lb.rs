@@ -420,10 +420,55 @@ impl LbCounters {
     }
 }
 
-/// A duration of the configuration in whole seconds of the session clock
+/// A duration of the configuration in whole seconds of the coarse clock
 /// (at least 1; capped well below the clock's wrap).
 fn secs(d: std::time::Duration) -> u32 {
     d.as_secs().clamp(1, u64::from(u32::MAX / 4)) as u32
+}
+
+/// A duration of the configuration in milliseconds of the session clock
+/// (at least 1; capped below a quarter of the clock's wrap, 12.4 days; the
+/// configuration allows at most 7 days).
+fn millis(d: std::time::Duration) -> u32 {
+    d.as_millis().clamp(1, u128::from(u32::MAX / 4)) as u32
+}
+
+/// The data plane's two coarse clocks, read once per iteration of the
+/// worker loop and passed down the packet path by value.
+///
+/// The session table ticks in milliseconds, so that a session lifetime is
+/// kept to the millisecond (with a clock of whole seconds a lifetime of
+/// `L` s lasted from `L` to `L + 1` s) and sub-second lifetimes exist. It
+/// wraps every 49.7 days; the table compares ticks with wrapping
+/// arithmetic and lifetimes stay far below half the wrap. Every other
+/// table (neighbours, aliases, full-NAT connections, the notification
+/// guard) and the rate limits count whole seconds, whose clock does not
+/// wrap in practice (136 years) and whose protocol lifetimes are seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Whole seconds since the worker started.
+    pub secs: u32,
+    /// Milliseconds since the worker started, modulo 2^32: the session
+    /// table's tick.
+    pub ms: u32,
+}
+
+impl Now {
+    /// The clocks `secs` whole seconds after the start.
+    pub const fn from_secs(secs: u32) -> Self {
+        Now {
+            secs,
+            ms: secs.wrapping_mul(1000),
+        }
+    }
+
+    /// The clocks `ms` milliseconds after the start.
+    pub const fn from_millis(ms: u64) -> Self {
+        Now {
+            secs: (ms / 1000) as u32,
+            ms: ms as u32,
+        }
+    }
 }
 
 /// One service as the data plane uses it.
@@ -441,7 +486,8 @@ pub struct ServiceSpec {
     pub mode: IdentityMode,
     /// Forwarding mode.
     pub forwarding: ForwardingMode,
-    /// Session lifetime in seconds.
+    /// Session lifetime in milliseconds (the session clock's tick; see
+    /// [`Now`]).
     pub lifetime: u32,
     /// Full NAT: a connection's idle timeout in seconds.
     pub conn_idle: u32,
@@ -629,9 +675,9 @@ pub fn derived_mac(addr: IpAddr) -> [u8; 6] {
 }
 
 impl Topology {
-    /// The shortest session lifetime of any service, in seconds (at least
-    /// 1): the expiry sweep laps the session table at least once per this
-    /// many seconds. Removed services count too, their sessions still
+    /// The shortest session lifetime of any service, in milliseconds (at
+    /// least 1): the expiry sweep laps the session table at least once per
+    /// this many milliseconds. Removed services count too, their sessions still
     /// expire.
     pub fn shortest_session_lifetime(&self) -> u32 {
         self.services
@@ -871,7 +917,7 @@ impl Topology {
                     ServiceIdentity::Slaac => IdentityMode::Slaac,
                 },
                 forwarding: s.forwarding,
-                lifetime: secs(s.session_lifetime),
+                lifetime: millis(s.session_lifetime),
                 conn_idle: secs(s.fnat_idle()),
                 conn_closed: secs(s.fnat_closed()),
                 backends: set,
@@ -1454,11 +1500,11 @@ impl CoreLb {
     }
 
     /// The backend an identity's session on this core points at.
-    pub fn session_backend(&self, service: u16, identity: Identity, now: u32) -> Option<IpAddr> {
+    pub fn session_backend(&self, service: u16, identity: Identity, now: Now) -> Option<IpAddr> {
         let hash = self.hasher.hash(&identity);
         let e = self
             .sessions
-            .get(hash, &SessionKey::new(service, &identity), now)?;
+            .get(hash, &SessionKey::new(service, &identity), now.ms)?;
         self.schedulers[usize::from(service)]
             .set()
             .get(e.value())
@@ -1948,21 +1994,21 @@ impl CoreLb {
     /// table; the full-NAT connection table gets at least
     /// [`SIDE_TABLE_BUDGET`] slots, the neighbour, alias and notification
     /// guard tables fixed slices (whatever the session budget).
-    pub fn expire(&mut self, now: u32, budget: usize) -> usize {
+    pub fn expire(&mut self, now: Now, budget: usize) -> usize {
         let schedulers = &mut self.schedulers;
-        let n = self.sessions.expire(now, budget, |e| {
+        let n = self.sessions.expire(now.ms, budget, |e| {
             if let Some(s) = schedulers.get_mut(usize::from(e.key().service())) {
                 s.session_closed(e.value());
             }
         });
         self.counters.sessions_expired += n as u64;
         if let Some(t) = self.fnat.as_mut() {
-            t.expire(now, budget.max(SIDE_TABLE_BUDGET));
+            t.expire(now.secs, budget.max(SIDE_TABLE_BUDGET));
         }
-        self.neighbors.expire(now, 64, |_| {});
-        self.aliases.expire(now, 256, |_| {});
+        self.neighbors.expire(now.secs, 64, |_| {});
+        self.aliases.expire(now.secs, 256, |_| {});
         if let Some(g) = self.guard.as_mut() {
-            g.expire(now, 256);
+            g.expire(now.secs, 256);
         }
         n
     }
@@ -1970,16 +2016,17 @@ impl CoreLb {
     /// [`CoreLb::process_with`] for tests: it clones the shared topology handle (an atomic on
     /// a cache line every worker shares), so the worker loop calls
     /// [`CoreLb::process_from_loop`] with a handle it holds itself.
+    /// `now_secs` gives both clocks, whole seconds after the start.
     #[cfg(test)]
     pub fn process<F: Frame>(
         &mut self,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now_secs: u32,
         handed_off: bool,
     ) -> Verdict {
         let topo = self.topo.clone();
-        self.process_with(&topo, f, in_port, now, handed_off)
+        self.process_with(&topo, f, in_port, Now::from_secs(now_secs), handed_off)
     }
 
     /// Decides what happens to one packet received on `in_port` (or handed
@@ -1992,7 +2039,7 @@ impl CoreLb {
         topo: &Topology,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
     ) -> Verdict {
         self.process_inner(topo, f, in_port, now, handed_off, &Prefetched::default())
@@ -2007,7 +2054,7 @@ impl CoreLb {
         topo: &Topology,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now: Now,
         pre: &Prefetched,
     ) -> Verdict {
         self.prefetch_next_entry();
@@ -2030,7 +2077,7 @@ impl CoreLb {
         topo: &Topology,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
         pre: Option<&Prefetched>,
     ) -> Verdict {
@@ -2054,7 +2101,7 @@ impl CoreLb {
         topo: &Topology,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
         pre: &Prefetched,
     ) -> Verdict {
@@ -2090,7 +2137,7 @@ impl CoreLb {
         topo: &Topology,
         f: &mut F,
         in_port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
         pre: &Prefetched,
     ) -> Routed {
@@ -2114,7 +2161,7 @@ impl CoreLb {
         };
         let frame = f.bytes();
         if !matches!(p.l3, L3Kind::Ipv4 | L3Kind::Ipv6) {
-            return Routed::Done(self.neighbor_control(f, &p, topo, in_port, now));
+            return Routed::Done(self.neighbor_control(f, &p, topo, in_port, now.secs));
         }
         // Both addresses lie inside the header the parser checked, so these
         // fail only if the parse came from another frame. They are read
@@ -2123,7 +2170,7 @@ impl CoreLb {
             return Routed::Done(self.counters.drop(LbDrop::RewriteFailed));
         };
         if is_neighbor_discovery(&p, frame) {
-            return Routed::Done(self.neighbor_control(f, &p, topo, in_port, now));
+            return Routed::Done(self.neighbor_control(f, &p, topo, in_port, now.secs));
         }
         let ports = (p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp))
             .then_some((p.src_port, p.dst_port));
@@ -2138,7 +2185,7 @@ impl CoreLb {
                 && topo.answers(in_port, dst)
                 && !fnat_reply
             {
-                return Routed::Done(self.notification(f, &p, n, now, handed_off));
+                return Routed::Done(self.notification(f, &p, n, now.secs, handed_off));
             }
         }
 
@@ -2192,22 +2239,22 @@ impl CoreLb {
                 || Some(dst) == topo.encap_src4.map(IpAddr::V4))
                 && icmp_error::is_error(f.bytes(), &p)
             {
-                if let Some(v) = self.dsr_tunnel_error(f, &p, topo, dst, now) {
+                if let Some(v) = self.dsr_tunnel_error(f, &p, topo, dst, now.secs) {
                     return Routed::Done(v);
                 }
             }
             if let Some(local) = topo.fnat_local(dst) {
-                if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now, handed_off) {
+                if let Some(v) = self.fnat_reply(f, &p, topo, local, src, now.secs, handed_off) {
                     return Routed::Done(v);
                 }
             }
             if icmp_error::is_error(f.bytes(), &p) {
-                if let Some(v) = self.dnat_icmp_error(f, &p, topo, now) {
+                if let Some(v) = self.dnat_icmp_error(f, &p, topo, now.secs) {
                     return Routed::Done(v);
                 }
             }
             if let Some(si) = topo.reverse_service(src, p.protocol, ports.map(|x| x.0)) {
-                return Routed::Done(self.reply_to_client(f, &p, topo, si, dst, now));
+                return Routed::Done(self.reply_to_client(f, &p, topo, si, dst, now.secs));
             }
         }
         Routed::Done(match self.bridge(topo, in_port) {
@@ -2240,7 +2287,7 @@ impl CoreLb {
         p: &Parsed,
         topo: &Topology,
         si: usize,
-        now: u32,
+        now: Now,
         handed_off: bool,
         hint: Option<(IdentityKey, u64)>,
     ) -> Verdict {
@@ -2273,7 +2320,7 @@ impl CoreLb {
                         } else {
                             self.hasher.hash_key(&source)
                         };
-                        self.aliases.lookup(h, &src, now).map(|e| e.value())
+                        self.aliases.lookup(h, &src, now.secs).map(|e| e.value())
                     }
                     None => None,
                 }
@@ -2288,7 +2335,7 @@ impl CoreLb {
         // A binding update takes effect on the first core that sees it,
         // before any handoff, so the node's next packets resolve here.
         if p.is_binding_update() && !handed_off {
-            self.binding_update(f.bytes(), p, now);
+            self.binding_update(f.bytes(), p, now.secs);
         }
         let fnat = svc.forwarding == ForwardingMode::Fnat;
         if fnat && !(p.has_l4() && matches!(p.protocol, IpProtocol::Tcp | IpProtocol::Udp)) {
@@ -2310,7 +2357,7 @@ impl CoreLb {
         }
         let key = SessionKey::of_key(si as u16, &identity);
         let sched = &mut self.schedulers[si];
-        let backend = match self.sessions.lookup(hash, &key, now) {
+        let backend = match self.sessions.lookup(hash, &key, now.ms) {
             // A session keeps its backend unless a reload removed it (an
             // unhealthy tombstone); a drained one (weight 0) keeps serving.
             Some(e) if sched.set().get(e.value()).is_some_and(|b| b.healthy) => e.value(),
@@ -2329,7 +2376,7 @@ impl CoreLb {
                 };
                 if self
                     .sessions
-                    .insert(hash, key, b, svc.lifetime, now)
+                    .insert(hash, key, b, svc.lifetime, now.ms)
                     .is_err()
                 {
                     return self.bucket_drop(hash, LbDrop::SessionTableFull);
@@ -2350,7 +2397,7 @@ impl CoreLb {
             ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, &entry.address),
             ForwardingMode::Dsr if dsr_too_big(f, p, topo, baddr) => {
                 if !dsr_can_fragment(f, p, topo, baddr) {
-                    return self.dsr_send_too_big(f, p, topo, si, baddr, now);
+                    return self.dsr_send_too_big(f, p, topo, si, baddr, now.secs);
                 }
                 match encapsulate(f, p, topo, baddr) {
                     Ok(()) => {
@@ -2365,7 +2412,7 @@ impl CoreLb {
                 Err(reason) => return self.bucket_drop(hash, reason),
             },
             ForwardingMode::Fnat => {
-                match self.fnat_forward(f, p, topo, si, key, hash, baddr, now) {
+                match self.fnat_forward(f, p, topo, si, key, hash, baddr, now.secs) {
                     Ok(()) => true,
                     Err(reason) => return self.bucket_drop(hash, reason),
                 }
@@ -2381,7 +2428,7 @@ impl CoreLb {
             .flatten();
         let l2 = match static_mac {
             Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac).map_err(Unsent::from),
-            None => self.set_l2(f, topo, out, baddr, now),
+            None => self.set_l2(f, topo, out, baddr, now.secs),
         };
         if let Err(u) = l2 {
             // A held packet counts in `to_backend`, per backend and in its
@@ -2843,7 +2890,7 @@ impl CoreLb {
         topo: &Topology,
         si: usize,
         q: &icmp_error::Quote,
-        now: u32,
+        now: Now,
         handed_off: bool,
     ) -> Verdict {
         let svc = &topo.services[si];
@@ -2862,7 +2909,7 @@ impl CoreLb {
                 let h = self
                     .hasher
                     .hash_key(&IdentityKey::of(&Identity::Source(client)));
-                if let Some(e) = self.aliases.lookup(h, &a, now) {
+                if let Some(e) = self.aliases.lookup(h, &a, now.secs) {
                     identity = IdentityKey::home_address(e.value());
                 }
             }
@@ -2877,7 +2924,7 @@ impl CoreLb {
             return Verdict::Handoff(owner);
         }
         let key = SessionKey::of_key(si as u16, &identity);
-        let Some(backend) = self.sessions.lookup(hash, &key, now).map(|e| e.value()) else {
+        let Some(backend) = self.sessions.lookup(hash, &key, now.ms).map(|e| e.value()) else {
             return self.counters.drop(LbDrop::IcmpErrorNoSession);
         };
         let Some(baddr) = self.schedulers[si].set().get(backend).map(|b| b.address) else {
@@ -2890,13 +2937,13 @@ impl CoreLb {
             // The backend holds the VIP and sent the reply from it: the
             // error is about its own packet as it is, so it travels
             // encapsulated, untouched, like the client's packets.
-            if !self.icmp_translated.allow(now) {
+            if !self.icmp_translated.allow(now.secs) {
                 return self.counters.drop(LbDrop::IcmpRateLimited);
             }
             if let Err(reason) = encapsulate(f, p, topo, baddr) {
                 return self.counters.drop(reason);
             }
-            if let Err(u) = self.set_l2(f, topo, out, baddr, now) {
+            if let Err(u) = self.set_l2(f, topo, out, baddr, now.secs) {
                 return self.unsent(u, out);
             }
             self.counters.icmp_errors_translated += 1;
@@ -2907,7 +2954,7 @@ impl CoreLb {
                 return self.counters.drop(LbDrop::IcmpErrorNoSession);
             };
             let ckey = ConnKey::new(key, q.protocol(), cport, vport);
-            let Some(r) = table.lookup(ckey.hash(hash), &ckey, now) else {
+            let Some(r) = table.lookup(ckey.hash(hash), &ckey, now.secs) else {
                 return self.counters.drop(LbDrop::IcmpErrorNoConnection);
             };
             let Some(conn_backend) = table.conn(r).map(|c| c.backend()) else {
@@ -2917,7 +2964,7 @@ impl CoreLb {
             let Some(&local) = topo.fnat_locals.get(li) else {
                 return self.counters.drop(LbDrop::RewriteFailed);
             };
-            if !self.icmp_translated.allow(now) {
+            if !self.icmp_translated.allow(now.secs) {
                 return self.counters.drop(LbDrop::IcmpRateLimited);
             }
             // A reply quoted with a type 2 Routing header got it here: the
@@ -2934,7 +2981,7 @@ impl CoreLb {
                 && icmp_error::lower_mtu(f.bytes_mut(), q, added);
             (ok, Some(local), conn_backend)
         } else {
-            if !self.icmp_translated.allow(now) {
+            if !self.icmp_translated.allow(now.secs) {
                 return self.counters.drop(LbDrop::IcmpRateLimited);
             }
             let ok = icmp_error::rewrite(f.bytes_mut(), q, baddr, vport, client, cport);
@@ -2946,7 +2993,7 @@ impl CoreLb {
         if !set_addresses(f.bytes_mut(), p, outer_src, Some(dst)) {
             return self.counters.drop(LbDrop::RewriteFailed);
         }
-        if let Err(u) = self.set_l2(f, topo, out, dst, now) {
+        if let Err(u) = self.set_l2(f, topo, out, dst, now.secs) {
             return self.unsent(u, out);
         }
         self.counters.icmp_errors_translated += 1;
@@ -3779,7 +3826,7 @@ mod tests {
             pre[0].prefetch_entries();
             for ((fa, fb), h) in a.iter_mut().zip(b.iter_mut()).zip(&hints) {
                 let va = run(&mut plain, fa, 0, 1);
-                let vb = match pre[0].process_prefetched(&topo, fb, 0, 1, h) {
+                let vb = match pre[0].process_prefetched(&topo, fb, 0, Now::from_secs(1), h) {
                     Verdict::Handoff(c) => pre[usize::from(c)].process(fb, 0, 1, true),
                     v => v,
                 };
@@ -4562,10 +4609,54 @@ mod tests {
         // Lifetime 300 s: all expire after it, in bounded sweeps.
         let mut expired = 0;
         for _ in 0..100 {
-            expired += cs[0].expire(10_000, 256);
+            expired += cs[0].expire(Now::from_secs(10_000), 256);
         }
         assert_eq!(expired, cap);
         assert_eq!(cs[0].sessions(), 0);
+    }
+
+    #[test]
+    fn session_lifetimes_count_milliseconds() {
+        let config = CONFIG.replacen(
+            "ports = [80]",
+            "ports = [80]\n        session_lifetime = \"250ms\"",
+            1,
+        );
+        let mut cs = cores_from(&config, 1, true, 64, 1, 0);
+        let topo = cs[0].topology();
+        assert_eq!(topo.shortest_session_lifetime(), 250);
+        let esp = || {
+            TestFrame::new(eth_ipv6(
+                "2001:db8:e0::1",
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Esp(7, 1),
+            ))
+        };
+        let at = |ms: u64| Now::from_millis(ms);
+        assert_eq!(
+            cs[0].process_with(&topo, &mut esp(), 0, at(1000), false),
+            Verdict::Transmit(1)
+        );
+        assert_eq!(cs[0].counters.sessions_created, 1);
+        // Still live 249 ms later (within the same second as the start);
+        // the packet refreshes it to 1249 + 250.
+        assert_eq!(cs[0].expire(at(1249), usize::MAX), 0);
+        assert_eq!(
+            cs[0].process_with(&topo, &mut esp(), 0, at(1249), false),
+            Verdict::Transmit(1)
+        );
+        assert_eq!(cs[0].counters.sessions_created, 1, "the same session");
+        assert_eq!(cs[0].expire(at(1498), usize::MAX), 0);
+        assert_eq!(cs[0].sessions(), 1);
+        // Gone at 1499 ms, still inside the clock's second 1.
+        assert_eq!(cs[0].expire(at(1499), usize::MAX), 1);
+        assert_eq!(cs[0].sessions(), 0);
+        assert_eq!(
+            cs[0].process_with(&topo, &mut esp(), 0, at(1600), false),
+            Verdict::Transmit(1)
+        );
+        assert_eq!(cs[0].counters.sessions_created, 2, "a new session");
     }
 
     fn bu(src: &str, home: &str, alt: Option<&str>, lifetime_units: u16) -> TestFrame {
@@ -4657,7 +4748,7 @@ mod tests {
             // Lifetime 25 units = 100 s; after it, CoA1 is just a source again.
             for c in cs.iter_mut() {
                 for _ in 0..16 {
-                    c.expire(200, 4096);
+                    c.expire(Now::from_secs(200), 4096);
                 }
             }
             assert!(cs.iter().all(|c| c.aliases() == 0), "aliases expired");
@@ -5392,7 +5483,7 @@ mod tests {
             Verdict::Transmit(0)
         );
         send(&mut cs, L4::Tcp(40000, 80, 2, 0x11), 2); // client FIN: half closed
-        cs[0].expire(7, usize::MAX);
+        cs[0].expire(Now::from_secs(7), usize::MAX);
         assert_eq!(
             cs[0].connections(),
             2,
@@ -5403,13 +5494,13 @@ mod tests {
             Verdict::Transmit(0)
         );
         send(&mut cs, L4::Tcp(40000, 80, 3, 0x10), 4); // the last ACK
-        cs[0].expire(8, usize::MAX);
+        cs[0].expire(Now::from_secs(8), usize::MAX);
         assert_eq!(cs[0].connections(), 2, "closed, 5 s after its last segment");
-        cs[0].expire(9, usize::MAX);
+        cs[0].expire(Now::from_secs(9), usize::MAX);
         assert_eq!(cs[0].connections(), 1, "the TCP connection is gone");
-        cs[0].expire(29, usize::MAX);
+        cs[0].expire(Now::from_secs(29), usize::MAX);
         assert_eq!(cs[0].connections(), 1, "UDP: idle 30 s");
-        cs[0].expire(30, usize::MAX);
+        cs[0].expire(Now::from_secs(30), usize::MAX);
         assert_eq!(cs[0].connections(), 0);
         assert_eq!(cs[0].sessions(), 1, "the session (300 s) outlives them");
         // A RST from the backend closes at once.
@@ -5418,9 +5509,9 @@ mod tests {
             answer(&mut cs, L4::Tcp(80, c, 9, 0x14), 41),
             Verdict::Transmit(0)
         );
-        cs[0].expire(45, usize::MAX);
+        cs[0].expire(Now::from_secs(45), usize::MAX);
         assert_eq!(cs[0].connections(), 1);
-        cs[0].expire(46, usize::MAX);
+        cs[0].expire(Now::from_secs(46), usize::MAX);
         assert_eq!(cs[0].connections(), 0, "closed by the RST");
         // A SYN on a closing connection reopens it with the idle timeout.
         let d = send(&mut cs, L4::Tcp(40003, 80, 1, 0x02), 50);
@@ -5430,9 +5521,9 @@ mod tests {
             d,
             "same connection"
         );
-        cs[0].expire(60, usize::MAX);
+        cs[0].expire(Now::from_secs(60), usize::MAX);
         assert_eq!(cs[0].connections(), 1, "reopened: idle 30 s again");
-        cs[0].expire(82, usize::MAX);
+        cs[0].expire(Now::from_secs(82), usize::MAX);
         assert_eq!(cs[0].connections(), 0);
         assert_eq!(cs[0].connection_counts(), (4, 4));
     }
@@ -5506,7 +5597,7 @@ mod tests {
         assert_eq!((first, len), (1024, 64512), "one worker owns 1024-65535");
         assert_eq!(t.free_ports(1), usize::from(len) - 100);
         // The lifetime (300 s) passes: the sweep frees every port.
-        cs[0].expire(301, usize::MAX);
+        cs[0].expire(Now::from_secs(301), usize::MAX);
         assert_eq!(cs[0].connections(), 0);
         assert_eq!(cs[0].connection_counts(), (100, 100));
         assert_eq!(cs[0].fnat_table().unwrap().free_ports(1), usize::from(len));

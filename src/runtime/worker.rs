@@ -32,7 +32,7 @@ use dpdk::Mempool;
 
 use crate::dataplane::hold::HoldQueue;
 use crate::dataplane::lb::{
-    CoreLb, Frame, LbDrop, NeighborRequest, Prefetched, Topology, Verdict, WorkerCommand,
+    CoreLb, Frame, LbDrop, NeighborRequest, Now, Prefetched, Topology, Verdict, WorkerCommand,
 };
 use crate::dataplane::neighbor;
 use crate::dataplane::notify::NotifyDrop;
@@ -68,13 +68,13 @@ const EXPIRE_CHURN_MAX: usize = 32 * 1024;
 const EXPIRE_LAP_MAX: usize = 32 * 1024;
 
 /// Slots the expiry sweep must examine, `elapsed` TSC cycles after the last
-/// slice, to lap a table of `slots` once per `lifetime_secs`. This floor
+/// slice, to lap a table of `slots` once per `lifetime_ms`. This floor
 /// does not depend on how many sessions the core creates: a budget that
 /// only followed creation would slow down exactly when a table crowded with
 /// expired entries makes inserts slow, and crowd it further.
-pub fn lap_budget(slots: usize, elapsed: u64, lifetime_secs: u32, tsc_hz: u64) -> usize {
-    let per = u128::from(lifetime_secs.max(1)) * u128::from(tsc_hz.max(1));
-    let need = (slots as u128 * u128::from(elapsed)).div_ceil(per);
+pub fn lap_budget(slots: usize, elapsed: u64, lifetime_ms: u32, tsc_hz: u64) -> usize {
+    let per = u128::from(lifetime_ms.max(1)) * u128::from(tsc_hz.max(1));
+    let need = (slots as u128 * u128::from(elapsed) * 1000).div_ceil(per);
     usize::try_from(need).unwrap_or(usize::MAX)
 }
 
@@ -291,7 +291,7 @@ impl Dispatch {
         topo: &Topology,
         m: Mbuf,
         port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
         pre: Option<&Prefetched>,
         tx: &mut [TxQueue],
@@ -308,7 +308,7 @@ impl Dispatch {
         topo: &Topology,
         mut m: Mbuf,
         port: u8,
-        now: u32,
+        now: Now,
         handed_off: bool,
         pre: Option<&Prefetched>,
         tx: &mut [TxQueue],
@@ -320,7 +320,7 @@ impl Dispatch {
             .lb
             .process_from_loop(topo, &mut m, port, now, handed_off, pre);
         if !self.hold.is_empty() && self.lb.neighbor_epoch() != self.hold_epoch {
-            self.release_held(topo, now, tx);
+            self.release_held(topo, now.secs, tx);
         }
         match verdict {
             Verdict::Transmit(out) => self.transmit(out, m, tx),
@@ -529,7 +529,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
     loop {
         iteration = iteration.wrapping_add(1);
         let now_tsc = dpdk::time::tsc();
-        let (now, now_ms) = clock.tick(now_tsc);
+        let (now_secs, now_ms) = clock.tick(now_tsc);
+        let now = Now {
+            secs: now_secs,
+            ms: now_ms as u32,
+        };
         d.now_ms = now_ms;
         if iteration % HOUSEKEEPING_EVERY == 0 {
             d.counters.set(Counter::CommandRingFull, commands_lost);
@@ -549,7 +553,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             last_expire_tsc = now_tsc;
             d.lb.expire(now, slice_budget(churn, lap));
             if !d.hold.is_empty() {
-                d.hold.expire(&mut d.lb, &topo, d.now_ms, now);
+                d.hold.expire(&mut d.lb, &topo, d.now_ms, now.secs);
             }
             d.publish(&control);
             if iteration % (HOUSEKEEPING_EVERY * BUCKET_LOADS_EVERY) == 0 {
@@ -640,11 +644,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let mut injected = false;
         for _ in 0..COMMANDS_PER_ITERATION {
             match commands.try_recv() {
-                Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now),
+                Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now.secs),
                 Some(WorkerCommand::Neighbor(u)) => {
-                    d.lb.apply_neighbor(&u, now);
+                    d.lb.apply_neighbor(&u, now.secs);
                     if !d.hold.is_empty() && d.lb.neighbor_epoch() != d.hold_epoch {
-                        d.release_held(&topo, now, &mut tx);
+                        d.release_held(&topo, now.secs, &mut tx);
                     }
                 }
                 Some(WorkerCommand::Topology(t)) => {
@@ -767,17 +771,21 @@ mod tests {
         // A second of slices at a 1-s lifetime covers all 8 Mi slots.
         let slots = 8 << 20;
         let slice = hz / 300;
-        let per_slice = lap_budget(slots, slice, 1, hz);
+        let per_slice = lap_budget(slots, slice, 1000, hz);
         assert!(per_slice * 300 >= slots);
         assert!(per_slice * 300 < slots + 300);
-        // Longer lifetimes need proportionally less; any elapsed time
-        // needs at least one slot, and none needs none.
-        assert_eq!(lap_budget(slots, slice, 300, hz), per_slice.div_ceil(300));
-        assert_eq!(lap_budget(slots, 1, 300, hz), 1);
-        assert_eq!(lap_budget(slots, 0, 1, hz), 0);
+        // Longer lifetimes need proportionally less, shorter ones more;
+        // any elapsed time needs at least one slot, and none needs none.
+        assert_eq!(
+            lap_budget(slots, slice, 300_000, hz),
+            per_slice.div_ceil(300)
+        );
+        assert_eq!(lap_budget(slots, slice, 200, hz), slots.div_ceil(60));
+        assert_eq!(lap_budget(slots, 1, 300_000, hz), 1);
+        assert_eq!(lap_budget(slots, 0, 1000, hz), 0);
         // No overflow at the extremes.
         assert_eq!(lap_budget(usize::MAX, u64::MAX, 1, 1), usize::MAX);
         // A lifetime or clock rate of 0 is taken as 1.
-        assert_eq!(lap_budget(slots, 10, 0, 0), slots * 10);
+        assert_eq!(lap_budget(slots, 10, 0, 0), slots * 10_000);
     }
 }
