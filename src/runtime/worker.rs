@@ -67,6 +67,14 @@ const EXPIRE_CHURN_MAX: usize = 32 * 1024;
 /// and the churn allowance, so its bound is the same as the churn's.
 const EXPIRE_LAP_MAX: usize = 32 * 1024;
 
+/// The shortest period (ms) the sweep's time floor laps the session table
+/// in: a sub-second lifetime does not make it lap faster (with 200 ms, an
+/// 8 Mi-slot table would take 40 M slots a second, seven a packet at the
+/// bench script's new-identity rates, most of them empty). Churn still has
+/// its own allowance, and look-ups treat an expired entry as absent, so a
+/// short-lived session is at most this much late in leaving the table.
+const LAP_PERIOD_MIN_MS: u32 = 1000;
+
 /// Slots the expiry sweep must examine, `elapsed` TSC cycles after the last
 /// slice, to lap a table of `slots` once per `lifetime_ms`. This floor
 /// does not depend on how many sessions the core creates: a budget that
@@ -547,7 +555,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             let lap = lap_budget(
                 d.lb.session_slots(),
                 now_tsc.wrapping_sub(last_expire_tsc),
-                topo.shortest_session_lifetime(),
+                topo.shortest_session_lifetime().max(LAP_PERIOD_MIN_MS),
                 hz,
             );
             last_expire_tsc = now_tsc;
