@@ -98,7 +98,8 @@ pub fn slice_budget(created: usize, lap: usize) -> usize {
 }
 
 /// The loop's two clocks from the TSC: whole seconds since start (the
-/// session tables' tick) and milliseconds (the hold queue's). Each
+/// tick of every table but the session table) and milliseconds (the
+/// session table's, as [`Now::ms`], and the hold queue's). Each
 /// iteration compares the TSC with the next millisecond's deadline and
 /// divides only once that passed, about once a millisecond, instead of
 /// twice per iteration (two 64-bit divisions were about 1.4 % of the
