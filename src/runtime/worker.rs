@@ -82,7 +82,9 @@ const LAP_PERIOD_MIN_MS: u32 = 1000;
 /// expired entries makes inserts slow, and crowd it further.
 pub fn lap_budget(slots: usize, elapsed: u64, lifetime_ms: u32, tsc_hz: u64) -> usize {
     let per = u128::from(lifetime_ms.max(1)) * u128::from(tsc_hz.max(1));
-    let need = (slots as u128 * u128::from(elapsed) * 1000).div_ceil(per);
+    let need = (slots as u128 * u128::from(elapsed))
+        .saturating_mul(1000)
+        .div_ceil(per);
     usize::try_from(need).unwrap_or(usize::MAX)
 }
 
