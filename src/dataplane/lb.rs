@@ -677,7 +677,8 @@ pub fn derived_mac(addr: IpAddr) -> [u8; 6] {
 impl Topology {
     /// The shortest session lifetime of any service, in milliseconds (at
     /// least 1): the expiry sweep laps the session table at least once per
-    /// this many milliseconds. Removed services count too, their sessions still
+    /// this many milliseconds, or per second if that is longer (see the
+    /// worker loop). Removed services count too, their sessions still
     /// expire.
     pub fn shortest_session_lifetime(&self) -> u32 {
         self.services
