@@ -2358,11 +2358,11 @@ impl CoreLb {
         }
         let key = SessionKey::of_key(si as u16, &identity);
         let sched = &mut self.schedulers[si];
-        let backend = match self.sessions.lookup(hash, &key, now.ms) {
+        let backend = match self.sessions.lookup_or_vacancy(hash, &key, now.ms) {
             // A session keeps its backend unless a reload removed it (an
             // unhealthy tombstone); a drained one (weight 0) keeps serving.
-            Some(e) if sched.set().get(e.value()).is_some_and(|b| b.healthy) => e.value(),
-            Some(e) => {
+            Ok(e) if sched.set().get(e.value()).is_some_and(|b| b.healthy) => e.value(),
+            Ok(e) => {
                 let Some(b) = sched.pick(hash) else {
                     return self.bucket_drop(hash, LbDrop::NoBackend);
                 };
@@ -2371,13 +2371,14 @@ impl CoreLb {
                 e.set_value(b);
                 b
             }
-            None => {
+            // The insert starts where the look-up's probe stopped.
+            Err(vacancy) => {
                 let Some(b) = sched.pick(hash) else {
                     return self.bucket_drop(hash, LbDrop::NoBackend);
                 };
                 if self
                     .sessions
-                    .insert(hash, key, b, svc.lifetime, now.ms)
+                    .insert_vacant(vacancy, key, b, svc.lifetime, now.ms)
                     .is_err()
                 {
                     return self.bucket_drop(hash, LbDrop::SessionTableFull);

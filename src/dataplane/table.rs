@@ -78,6 +78,21 @@ pub enum TableError {
 /// Short name used in signatures: the only error an insert can return.
 pub type TableFull = TableError;
 
+/// Where [`Table::lookup_or_vacancy`] missed a key: the slot its probe
+/// stopped at and the key's displacement there, or the slot of its expired
+/// entry. [`Table::insert_vacant`] takes it, so that an insert after a
+/// missed look-up does not search the key's cluster again.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a vacancy is for `Table::insert_vacant`"]
+pub struct Vacancy {
+    /// The key's canonical hash.
+    hash: u64,
+    slot: usize,
+    dist: usize,
+    /// `slot` holds the key's expired entry.
+    expired: bool,
+}
+
 /// The top bit of an entry's meta byte: always set, so the byte is never 0
 /// and `Option<Entry>` stores its `None` there at no cost.
 const LIVE_BIT: u8 = 0x80;
@@ -377,17 +392,27 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     /// Slot holding `key`, live or expired.
     #[inline]
     fn find(&self, hash: u64, key: &K) -> Option<usize> {
+        self.probe(hash, key).ok()
+    }
+
+    /// Slot holding `key`, live or expired; else where its probe stopped:
+    /// the slot and the displacement the key would have there, which is
+    /// where a Robin Hood placement of the key starts (every slot before
+    /// it holds an entry at least as far from home, which a placement
+    /// walks past unchanged).
+    #[inline]
+    fn probe(&self, hash: u64, key: &K) -> Result<usize, (usize, usize)> {
         let mut i = self.home(hash);
         let mut d = 0usize;
         loop {
             let h = self.hashes[i];
             if h == 0 || self.dist(i, h) < d || d > self.mask {
-                return None;
+                return Err((i, d));
             }
             if h == hash {
                 if let Some(e) = &self.entries[i] {
                     if e.key == *key {
-                        return Some(i);
+                        return Ok(i);
                     }
                 }
             }
@@ -483,6 +508,50 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             .filter(|e| !is_expired(e.expires, now))
     }
 
+    /// [`Table::lookup`] for a caller that inserts on a miss: a live entry
+    /// is refreshed and returned; otherwise the [`Vacancy`] says where the
+    /// probe ended, and [`Table::insert_vacant`] places the key from there
+    /// without searching its cluster a second time.
+    #[inline]
+    pub fn lookup_or_vacancy(
+        &mut self,
+        hash: u64,
+        key: &K,
+        now: u32,
+    ) -> Result<&mut Entry<K, V>, Vacancy> {
+        let hash = canon(hash);
+        let i = match self.probe(hash, key) {
+            Ok(i) => i,
+            Err((slot, dist)) => {
+                return Err(Vacancy {
+                    hash,
+                    slot,
+                    dist,
+                    expired: false,
+                })
+            }
+        };
+        let live = self.entries[i]
+            .as_ref()
+            .is_some_and(|e| !is_expired(e.expires, now));
+        match self.entries[i].as_mut() {
+            Some(e) if live => {
+                // As in `lookup`: store only a changed expiry.
+                let expires = now.wrapping_add(e.lifetime);
+                if e.expires != expires {
+                    e.expires = expires;
+                }
+                Ok(e)
+            }
+            _ => Err(Vacancy {
+                hash,
+                slot: i,
+                dist: 0,
+                expired: true,
+            }),
+        }
+    }
+
     /// Inserts `key -> value` with `lifetime` ticks from `now`.
     ///
     /// A live entry with the same key is updated in place (value replaced,
@@ -499,22 +568,88 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         now: u32,
     ) -> Result<&mut Entry<K, V>, TableFull> {
         let hash = canon(hash);
-        if let Some(i) = self.find(hash, &key) {
-            let expired = match &self.entries[i] {
-                Some(e) => is_expired(e.expires, now),
-                None => false,
-            };
-            if expired {
-                if self.reclaimed.len() == self.reclaim_max {
-                    return Err(TableError::Full {
-                        capacity: self.capacity,
-                    });
+        let vacancy = match self.probe(hash, &key) {
+            Ok(i) => {
+                let live = self.entries[i]
+                    .as_ref()
+                    .is_some_and(|e| !is_expired(e.expires, now));
+                if live {
+                    let Some(e) = self.entries[i].as_mut() else {
+                        return Err(TableError::Full {
+                            capacity: self.capacity,
+                        });
+                    };
+                    e.value = value;
+                    e.lifetime = lifetime;
+                    e.expires = now.wrapping_add(lifetime);
+                    e.version = e.version.wrapping_add(1);
+                    return Ok(e);
                 }
-                if let Some(old) = self.entries[i] {
-                    self.reclaimed.push(old);
+                Vacancy {
+                    hash,
+                    slot: i,
+                    dist: 0,
+                    expired: true,
                 }
             }
-            let Some(e) = self.entries[i].as_mut() else {
+            Err((slot, dist)) => Vacancy {
+                hash,
+                slot,
+                dist,
+                expired: false,
+            },
+        };
+        let i = self.fill_vacancy(vacancy, key, value, lifetime, now)?;
+        self.entries[i].as_mut().ok_or(TableError::Full {
+            capacity: self.capacity,
+        })
+    }
+
+    /// Inserts `key -> value` where [`Table::lookup_or_vacancy`] missed it,
+    /// as [`Table::insert`] would: `vacancy` must come from that look-up
+    /// of the same key with no change to the table in between (debug
+    /// builds check it). An expired entry of the key is replaced by a new
+    /// session whose version continues from the old one. Returns nothing
+    /// on success: the packet path needs only to know that it worked.
+    #[inline]
+    pub fn insert_vacant(
+        &mut self,
+        vacancy: Vacancy,
+        key: K,
+        value: V,
+        lifetime: u32,
+        now: u32,
+    ) -> Result<(), TableFull> {
+        self.fill_vacancy(vacancy, key, value, lifetime, now)
+            .map(|_| ())
+    }
+
+    /// [`Table::insert_vacant`], returning the slot the key now holds.
+    fn fill_vacancy(
+        &mut self,
+        vacancy: Vacancy,
+        key: K,
+        value: V,
+        lifetime: u32,
+        now: u32,
+    ) -> Result<usize, TableFull> {
+        let Vacancy {
+            hash,
+            slot,
+            dist,
+            expired,
+        } = vacancy;
+        if expired {
+            debug_assert_eq!(self.probe(hash, &key), Ok(slot), "stale vacancy");
+            if self.reclaimed.len() == self.reclaim_max {
+                return Err(TableError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            if let Some(old) = self.entries[slot] {
+                self.reclaimed.push(old);
+            }
+            let Some(e) = self.entries[slot].as_mut() else {
                 return Err(TableError::Full {
                     capacity: self.capacity,
                 });
@@ -523,16 +658,21 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             e.lifetime = lifetime;
             e.expires = now.wrapping_add(lifetime);
             e.version = e.version.wrapping_add(1);
-            if expired {
-                e.meta = Meta::new(0);
-            }
-            return Ok(e);
+            e.meta = Meta::new(0);
+            return Ok(slot);
         }
-        if self.len >= self.capacity && self.reclaim_near(hash, now) == 0 {
+        debug_assert_eq!(self.probe(hash, &key), Err((slot, dist)), "stale vacancy");
+        // A full table first reclaims expired entries near the home slot;
+        // that moves entries, so the placement then starts from home.
+        let (start, start_dist) = if self.len < self.capacity {
+            (slot, dist)
+        } else if self.reclaim_near(hash, now) > 0 {
+            (self.home(hash), 0)
+        } else {
             return Err(TableError::Full {
                 capacity: self.capacity,
             });
-        }
+        };
         let entry = Entry {
             key,
             value,
@@ -541,13 +681,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
             version: 1,
             meta: Meta::new(0),
         };
-        let i = self.place(hash, entry, now);
-        match self.entries[i].as_mut() {
-            Some(e) => Ok(e),
-            None => Err(TableError::Full {
-                capacity: self.capacity,
-            }),
-        }
+        Ok(self.place(hash, entry, start, start_dist, now))
     }
 
     /// Robin Hood placement of a key known to be absent; returns its slot.
@@ -564,11 +698,20 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     /// until clusters span thousands of slots (hundreds of thousands in
     /// the bench script's new-identity runs; see the test
     /// `tick_aligned_churn_keeps_clusters_short`).
-    fn place(&mut self, hash: u64, entry: Entry<K, V>, now: u32) -> usize {
+    /// The walk starts at slot `start`, where the key's displacement is
+    /// `start_dist` (its home and 0, or where its probe stopped).
+    fn place(
+        &mut self,
+        hash: u64,
+        entry: Entry<K, V>,
+        start: usize,
+        start_dist: usize,
+        now: u32,
+    ) -> usize {
         let mut carry_hash = hash;
         let mut carry = Some(entry);
-        let mut i = self.home(hash);
-        let mut d = 0usize;
+        let mut i = start;
+        let mut d = start_dist;
         let mut placed_at = usize::MAX;
         loop {
             let h = self.hashes[i];
@@ -922,6 +1065,8 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 version: x.version,
                 meta: Meta::new(x.flags),
             },
+            self.home(hash),
+            0,
             now,
         );
         Ok(Imported::Inserted)
@@ -1561,6 +1706,8 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16, u32, u8),
+        /// The packet path's `lookup_or_vacancy`, then `insert_vacant` on a miss.
+        LookupOrInsert(u16, u32, u8),
         Lookup(u16),
         Remove(u16),
         Expire(u16),
@@ -1570,6 +1717,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (any::<u16>(), any::<u32>(), 1u8..40).prop_map(|(k, v, l)| Op::Insert(k, v, l)),
+            3 => (any::<u16>(), any::<u32>(), 1u8..40).prop_map(|(k, v, l)| Op::LookupOrInsert(k, v, l)),
             3 => any::<u16>().prop_map(Op::Lookup),
             2 => any::<u16>().prop_map(Op::Remove),
             1 => (0u16..64).prop_map(Op::Expire),
@@ -1613,6 +1761,29 @@ mod tests {
                             }
                         }
                     }
+                    Op::LookupOrInsert(x, v, l) => {
+                        let x = norm(x);
+                        let got = match t.lookup_or_vacancy(h(x), &k(x), now) {
+                            Ok(e) => Ok(e.value()),
+                            Err(vacancy) => t.insert_vacant(vacancy, k(x), v, u32::from(l), now).map(|()| v).map_err(|_| ()),
+                        };
+                        match m.get_mut(&x) {
+                            // A live session keeps its value and is refreshed.
+                            Some((mv, e, ml)) if !is_expired(*e, now) => {
+                                *e = now + *ml;
+                                prop_assert_eq!(got, Ok(*mv));
+                            }
+                            _ => match got {
+                                Ok(value) => {
+                                    prop_assert_eq!(value, v);
+                                    m.insert(x, (v, now + u32::from(l), u32::from(l)));
+                                }
+                                Err(()) => {
+                                    prop_assert!(t.len() == t.capacity() || t.reclaimed.len() == t.reclaim_max);
+                                }
+                            },
+                        }
+                    }
                     Op::Lookup(x) => {
                         let x = norm(x);
                         let got = t.lookup(h(x), &k(x), now).map(|e| e.value());
@@ -1651,6 +1822,52 @@ mod tests {
             let slots = t.slots();
             t.expire(now, slots * 2, |_| {});
             prop_assert_eq!(t.len(), live(&m, now));
+        }
+
+        /// An insert that starts where the look-up's probe stopped leaves
+        /// every slot exactly as a Robin Hood placement from the home slot
+        /// does, in clusters long enough to wrap and with expired entries
+        /// recycled on the way.
+        #[test]
+        fn vacancy_insert_matches_placement_from_home(
+            ops in prop::collection::vec((0u64..64, 0u64..48, 1u32..6, 0u8..4), 1..300),
+        ) {
+            // 64 slots; homes chosen directly (the hash's low bits).
+            let mut fast: Table<Key20, u32> = Table::with_capacity(56).unwrap();
+            let mut reference: Table<Key20, u32> = Table::with_capacity(56).unwrap();
+            prop_assert_eq!(fast.slots(), 64);
+            let mut now = 0u32;
+            for (n, (home, k, lifetime, tick)) in ops.into_iter().enumerate() {
+                let hash = (k + 1) << 8 | home;
+                let v = n as u32;
+                let got = match fast.lookup_or_vacancy(hash, &key(k), now) {
+                    Ok(e) => Some(e.value()),
+                    Err(vacancy) => fast.insert_vacant(vacancy, key(k), v, lifetime, now).ok().and_then(|()| fast.get(hash, &key(k), now).map(|e| e.value())),
+                };
+                let hit = reference.lookup(hash, &key(k), now).map(|e| e.value());
+                let want = match hit {
+                    Some(value) => Some(value),
+                    None if reference.find(hash, &key(k)).is_some() => {
+                        reference.insert(hash, key(k), v, lifetime, now).ok().map(|e| e.value())
+                    }
+                    None if reference.len >= reference.capacity && reference.reclaim_near(hash, now) == 0 => None,
+                    None => {
+                        let entry = Entry { key: key(k), value: v, expires: now + lifetime, lifetime, version: 1, meta: Meta::new(0) };
+                        let at = reference.place(hash, entry, reference.home(hash), 0, now);
+                        reference.entries[at].map(|e| e.value())
+                    }
+                };
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(&fast.hashes[..], &reference.hashes[..]);
+                prop_assert_eq!(&fast.entries[..], &reference.entries[..]);
+                prop_assert_eq!(fast.len(), reference.len());
+                fast.check_invariants();
+                if tick == 0 {
+                    now += 1;
+                    fast.expire(now, 8, |_| {});
+                    reference.expire(now, 8, |_| {});
+                }
+            }
         }
 
         /// The sweep's one-pass removal of a run of expired entries leaves
