@@ -1325,6 +1325,8 @@ pub struct CoreLb {
     pub loads: BucketLoads,
     /// Hashes whose table slots the current burst prefetched.
     prefetched: [u64; dpdk::MAX_BURST],
+    /// The service slot of each of `prefetched`.
+    prefetched_service: [u16; dpdk::MAX_BURST],
     prefetched_len: usize,
     /// How many of `prefetched` have had their entries prefetched too.
     entries_prefetched: usize,
@@ -1407,6 +1409,7 @@ impl CoreLb {
             hasher,
             parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
             prefetched: [0; dpdk::MAX_BURST],
+            prefetched_service: [0; dpdk::MAX_BURST],
             prefetched_len: 0,
             entries_prefetched: 0,
             sessions: Table::with_capacity(sizing.sessions)?,
@@ -1881,6 +1884,7 @@ impl CoreLb {
                 self.sessions.prefetch_hashes(hash);
                 self.loads.prefetch_bucket(bucket);
                 self.prefetched[self.prefetched_len] = hash;
+                self.prefetched_service[self.prefetched_len] = waiting.service[k];
                 self.prefetched_len += 1;
             }
         }
@@ -1934,8 +1938,8 @@ impl CoreLb {
     #[inline]
     pub fn prefetch_entries(&mut self) {
         let lead = self.prefetched_len.min(ENTRY_LEAD);
-        for &hash in &self.prefetched[..lead] {
-            self.sessions.prefetch_entry(hash);
+        for k in 0..lead {
+            self.prefetch_entry_of(k);
         }
         self.entries_prefetched = lead;
     }
@@ -1945,9 +1949,21 @@ impl CoreLb {
     #[inline(always)]
     fn prefetch_next_entry(&mut self) {
         if self.entries_prefetched < self.prefetched_len {
-            self.sessions
-                .prefetch_entry(self.prefetched[self.entries_prefetched]);
+            self.prefetch_entry_of(self.entries_prefetched);
             self.entries_prefetched += 1;
+        }
+    }
+
+    /// Starts loading the session entry of the burst's `k`-th prefetched
+    /// packet, or, when the stored hashes show it has no session (a new
+    /// identity), the Maglev position its backend choice will read.
+    #[inline(always)]
+    fn prefetch_entry_of(&self, k: usize) {
+        let hash = self.prefetched[k];
+        if !self.sessions.prefetch_entry(hash) {
+            if let Some(s) = self.schedulers.get(usize::from(self.prefetched_service[k])) {
+                s.prefetch_pick(hash);
+            }
         }
     }
 

@@ -334,6 +334,17 @@ impl Scheduler {
         &self.set
     }
 
+    /// Starts loading what [`Scheduler::pick`] reads for `hash`: the
+    /// Maglev table's position (a table of 65,537 positions is larger than
+    /// the first-level cache, and new identities land on it at random).
+    /// Nothing for the other policies, whose state is per-core and small.
+    #[inline]
+    pub fn prefetch_pick(&self, hash: u64) {
+        if let (Policy::Maglev, Some(m)) = (self.set.policy, self.set.maglev.as_ref()) {
+            m.prefetch(hash);
+        }
+    }
+
     /// Chooses a backend for a new identity with key hash `hash`; `None` when
     /// no backend is usable. No allocation.
     #[inline]

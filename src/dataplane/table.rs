@@ -448,19 +448,27 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     /// one sought), or the entry of the slot an insert would start from.
     /// Reads only the hash array, and at most 16 slots of it. Inlined: it
     /// runs once per packet, and a call's register saves cost a third of it.
+    /// Returns false when the stored hashes show that no slot holds a key
+    /// of this hash (a look-up of it will miss: a new identity).
     #[inline(always)]
-    pub fn prefetch_entry(&self, hash: u64) {
+    pub fn prefetch_entry(&self, hash: u64) -> bool {
         // Not `canon` either (see `prefetch_hashes`): hash 0 stops at the
         // first empty slot, a harmless miss.
         let mut i = self.home(hash);
+        let mut maybe_present = true;
         for d in 0..16 {
             let h = self.hashes[i];
-            if h == hash || h == 0 || self.dist(i, h) < d {
+            if h == hash {
+                break;
+            }
+            if h == 0 || self.dist(i, h) < d {
+                maybe_present = false;
                 break;
             }
             i = (i + 1) & self.mask;
         }
         self.prefetch_slot(i);
+        maybe_present
     }
 
     /// Whether an entry can lie across two cache lines of the line-aligned
