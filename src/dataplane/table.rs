@@ -1357,6 +1357,22 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_entry_tells_a_stored_hash_from_an_absent_one() {
+        let mut t: Table<Key20, u32> = Table::with_capacity(1000).unwrap();
+        for n in 0..500 {
+            t.insert(mix(n), key(n), n as u32, 10, 0).unwrap();
+        }
+        for n in 0..500 {
+            assert!(t.prefetch_entry(mix(n)), "stored hash {n}");
+        }
+        // Absent hashes, in a table half full: the probe ends at an empty
+        // or richer slot well within its 16 slots.
+        for n in 500..1500 {
+            assert!(!t.prefetch_entry(mix(n)), "absent hash {n}");
+        }
+    }
+
+    #[test]
     fn hash_zero_is_usable() {
         let mut t = Table::with_capacity(8).unwrap();
         t.insert(0, key(0), 7, 10, 0).unwrap();
