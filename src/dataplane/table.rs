@@ -137,6 +137,31 @@ pub struct Entry<K, V> {
     meta: Meta,
 }
 
+impl<K, V> Entry<K, V> {
+    /// A new session's entry: version 1, no flags.
+    #[inline]
+    fn fresh(key: K, value: V, lifetime: u32, now: u32) -> Self {
+        Entry {
+            key,
+            value,
+            expires: now.wrapping_add(lifetime),
+            lifetime,
+            version: 1,
+            meta: Meta::new(0),
+        }
+    }
+
+    /// An insert over the key's own entry: new value and lifetime from
+    /// `now`, version bumped.
+    #[inline]
+    fn renew(&mut self, value: V, lifetime: u32, now: u32) {
+        self.value = value;
+        self.lifetime = lifetime;
+        self.expires = now.wrapping_add(lifetime);
+        self.version = self.version.wrapping_add(1);
+    }
+}
+
 impl<K, V: Copy> Entry<K, V> {
     /// The key.
     #[inline]
@@ -528,22 +553,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         now: u32,
     ) -> Result<&mut Entry<K, V>, Vacancy> {
         let hash = canon(hash);
-        let i = match self.probe(hash, key) {
-            Ok(i) => i,
-            Err((slot, dist)) => {
-                return Err(Vacancy {
-                    hash,
-                    slot,
-                    dist,
-                    expired: false,
-                })
-            }
-        };
-        let live = self.entries[i]
-            .as_ref()
-            .is_some_and(|e| !is_expired(e.expires, now));
+        let i = self.live_or_vacancy(hash, key, now)?;
         match self.entries[i].as_mut() {
-            Some(e) if live => {
+            Some(e) => {
                 // As in `lookup`: store only a changed expiry.
                 let expires = now.wrapping_add(e.lifetime);
                 if e.expires != expires {
@@ -551,12 +563,47 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 }
                 Ok(e)
             }
-            _ => Err(Vacancy {
+            None => Err(Vacancy {
                 hash,
                 slot: i,
                 dist: 0,
                 expired: true,
             }),
+        }
+    }
+
+    /// The slot of `key`'s live entry, or the [`Vacancy`] an insert of it
+    /// fills: where its probe stopped, or the slot of its expired entry.
+    /// `hash` is canonical.
+    #[inline]
+    fn live_or_vacancy(&self, hash: u64, key: &K, now: u32) -> Result<usize, Vacancy> {
+        match self.probe(hash, key) {
+            Ok(i)
+                if self.entries[i]
+                    .as_ref()
+                    .is_some_and(|e| !is_expired(e.expires, now)) =>
+            {
+                Ok(i)
+            }
+            Ok(i) => Err(Vacancy {
+                hash,
+                slot: i,
+                dist: 0,
+                expired: true,
+            }),
+            Err((slot, dist)) => Err(Vacancy {
+                hash,
+                slot,
+                dist,
+                expired: false,
+            }),
+        }
+    }
+
+    /// The error of a table whose every usable slot holds a live entry.
+    fn full(&self) -> TableError {
+        TableError::Full {
+            capacity: self.capacity,
         }
     }
 
@@ -576,41 +623,17 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         now: u32,
     ) -> Result<&mut Entry<K, V>, TableFull> {
         let hash = canon(hash);
-        let vacancy = match self.probe(hash, &key) {
+        let i = match self.live_or_vacancy(hash, &key, now) {
             Ok(i) => {
-                let live = self.entries[i]
-                    .as_ref()
-                    .is_some_and(|e| !is_expired(e.expires, now));
-                if live {
-                    let Some(e) = self.entries[i].as_mut() else {
-                        return Err(TableError::Full {
-                            capacity: self.capacity,
-                        });
-                    };
-                    e.value = value;
-                    e.lifetime = lifetime;
-                    e.expires = now.wrapping_add(lifetime);
-                    e.version = e.version.wrapping_add(1);
-                    return Ok(e);
-                }
-                Vacancy {
-                    hash,
-                    slot: i,
-                    dist: 0,
-                    expired: true,
-                }
+                let full = self.full();
+                let e = self.entries[i].as_mut().ok_or(full)?;
+                e.renew(value, lifetime, now);
+                return Ok(e);
             }
-            Err((slot, dist)) => Vacancy {
-                hash,
-                slot,
-                dist,
-                expired: false,
-            },
+            Err(vacancy) => self.fill_vacancy(vacancy, key, value, lifetime, now)?,
         };
-        let i = self.fill_vacancy(vacancy, key, value, lifetime, now)?;
-        self.entries[i].as_mut().ok_or(TableError::Full {
-            capacity: self.capacity,
-        })
+        let full = self.full();
+        self.entries[i].as_mut().ok_or(full)
     }
 
     /// Inserts `key -> value` where [`Table::lookup_or_vacancy`] missed it,
@@ -641,14 +664,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 "stale vacancy"
             );
             self.hashes[slot] = vacancy.hash;
-            self.entries[slot] = Some(Entry {
-                key,
-                value,
-                expires: now.wrapping_add(lifetime),
-                lifetime,
-                version: 1,
-                meta: Meta::new(0),
-            });
+            self.entries[slot] = Some(Entry::fresh(key, value, lifetime, now));
             self.len += 1;
             return Ok(());
         }
@@ -675,22 +691,14 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         if expired {
             debug_assert_eq!(self.probe(hash, &key), Ok(slot), "stale vacancy");
             if self.reclaimed.len() == self.reclaim_max {
-                return Err(TableError::Full {
-                    capacity: self.capacity,
-                });
+                return Err(self.full());
             }
             if let Some(old) = self.entries[slot] {
                 self.reclaimed.push(old);
             }
-            let Some(e) = self.entries[slot].as_mut() else {
-                return Err(TableError::Full {
-                    capacity: self.capacity,
-                });
-            };
-            e.value = value;
-            e.lifetime = lifetime;
-            e.expires = now.wrapping_add(lifetime);
-            e.version = e.version.wrapping_add(1);
+            let full = self.full();
+            let e = self.entries[slot].as_mut().ok_or(full)?;
+            e.renew(value, lifetime, now);
             e.meta = Meta::new(0);
             return Ok(slot);
         }
@@ -702,18 +710,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
         } else if self.reclaim_near(hash, now) > 0 {
             (self.home(hash), 0)
         } else {
-            return Err(TableError::Full {
-                capacity: self.capacity,
-            });
+            return Err(self.full());
         };
-        let entry = Entry {
-            key,
-            value,
-            expires: now.wrapping_add(lifetime),
-            lifetime,
-            version: 1,
-            meta: Meta::new(0),
-        };
+        let entry = Entry::fresh(key, value, lifetime, now);
         Ok(self.place(hash, entry, start, start_dist, now))
     }
 
@@ -1901,7 +1900,7 @@ mod tests {
                     }
                     None if reference.len >= reference.capacity && reference.reclaim_near(hash, now) == 0 => None,
                     None => {
-                        let entry = Entry { key: key(k), value: v, expires: now + lifetime, lifetime, version: 1, meta: Meta::new(0) };
+                        let entry = Entry::fresh(key(k), v, lifetime, now);
                         let at = reference.place(hash, entry, reference.home(hash), 0, now);
                         reference.entries[at].map(|e| e.value())
                     }
