@@ -301,14 +301,31 @@ struct Churn {
     next: u32,
     bursts: u64,
     created_at_last_expire: u64,
+    /// Packets per second of the session clock.
+    per_second: u64,
+    /// The sweep's lap period (ms): the worker loop's, the shortest
+    /// lifetime but at least a second.
+    lap_ms: u32,
 }
 
 impl Churn {
-    /// Packets per tick of the session clock.
-    const PER_SECOND: u64 = 3_500_000;
+    /// `new-100pct-hao-64`: sessions of 1 s, the clock ticking every 3.5M
+    /// packets, so some 3.5 million live identities.
+    fn crowded() -> Self {
+        Self::with(1000, 3_500_000)
+    }
 
-    fn new() -> Self {
-        let config = CONFIG.replace("session_lifetime = \"10s\"", "session_lifetime = \"1s\"");
+    /// `new-1m-hao-64`: sessions of 200 ms at 5M packets a tick-second, so a
+    /// million live identities, as the goal states the new-identity rate.
+    fn million_live() -> Self {
+        Self::with(200, 5_000_000)
+    }
+
+    fn with(lifetime_ms: u32, per_second: u64) -> Self {
+        let config = CONFIG.replace(
+            "session_lifetime = \"10s\"",
+            &format!("session_lifetime = \"{lifetime_ms}ms\""),
+        );
         let (topo, lb) = core_of(&config, 4 << 20);
         let image = clients("hao", 1).remove(0);
         // Client 0's home address, 2001:db8:40::, in its Home Address option.
@@ -323,6 +340,8 @@ impl Churn {
             next: 1,
             bursts: 0,
             created_at_last_expire: 0,
+            per_second,
+            lap_ms: lifetime_ms.max(1000),
         }
     }
 
@@ -331,10 +350,10 @@ impl Churn {
             img[self.home_at..self.home_at + 4].copy_from_slice(&self.next.to_be_bytes());
             self.next = self.next.wrapping_add(1);
         }
-        let now = Now::from_millis(1000 + self.bursts * BURST as u64 * 1000 / Self::PER_SECOND);
+        let now = Now::from_millis(1000 + self.bursts * BURST as u64 * 1000 / self.per_second);
         self.bursts += 1;
         if self.bursts % 256 == 0 {
-            // The worker loop's slice (time here is packets, PER_SECOND to
+            // The worker loop's slice (time here is packets, `per_second` to
             // the tick).
             let created = self.lb.counters.sessions_created;
             let churn = (created - self.created_at_last_expire) as usize;
@@ -342,8 +361,8 @@ impl Churn {
             let lap = lap_budget(
                 self.lb.session_slots(),
                 256 * BURST as u64,
-                1000,
-                Self::PER_SECOND,
+                self.lap_ms,
+                self.per_second,
             );
             self.lb.expire(now, slice_budget(churn, lap));
         }
@@ -431,7 +450,14 @@ fn lb_benches(c: &mut Criterion) {
     // measured end to end), and the worker loop's expiry slices.
     let mut state: Option<Churn> = None;
     g.bench_function("new_identities_hao", |b| {
-        let s = state.get_or_insert_with(Churn::new);
+        let s = state.get_or_insert_with(Churn::crowded);
+        b.iter(|| black_box(s.burst()))
+    });
+    // New identities as `new-1m-hao-64` and the goal have them: a million
+    // live (200 ms sessions at 5M packets a tick-second).
+    let mut state: Option<Churn> = None;
+    g.bench_function("new_identities_1m_live_hao", |b| {
+        let s = state.get_or_insert_with(Churn::million_live);
         b.iter(|| black_box(s.burst()))
     });
     let mut state: Option<Established> = None;
