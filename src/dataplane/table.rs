@@ -1315,8 +1315,9 @@ mod tests {
     fn sweep_laps_the_table_in_slots_over_budget_calls() {
         // Expired entries scattered over every line of hashes, in clusters
         // that cross lines and wrap around the end: a lap of calls with any
-        // budget removes them all, and no call removes one it has not
-        // reached (a run may finish its cluster past the budget).
+        // budget removes them all, each exactly once, the count each call
+        // returns is what it removed, and a small budget does not sweep
+        // the whole table in one call.
         for budget in [1usize, 3, 7, 8, 9, 13, 64] {
             let mut t = Table::<u64, u32>::with_capacity(100).unwrap();
             let slots = t.slots();
