@@ -24,7 +24,7 @@ use roamlb::dataplane::lb::{
 use roamlb::gen::{Generator, Profile, Transport};
 use roamlb::identity::IdentityHasher;
 use roamlb::packet::build::{self, Ext, L4};
-use roamlb::runtime::worker::{lap_budget, slice_budget};
+use roamlb::runtime::worker::{lap_budget, slice_budget, LAP_PERIOD_MIN_MS};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -341,7 +341,7 @@ impl Churn {
             bursts: 0,
             created_at_last_expire: 0,
             per_second,
-            lap_ms: lifetime_ms.max(1000),
+            lap_ms: lifetime_ms.max(LAP_PERIOD_MIN_MS),
         }
     }
 

@@ -917,8 +917,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
                 occupied &= u32::MAX << end;
             }
         }
-        let i = pos & self.mask;
-        self.cursor = i;
+        self.cursor = pos & self.mask;
         removed
     }
 

@@ -73,7 +73,7 @@ const EXPIRE_LAP_MAX: usize = 32 * 1024;
 /// bench script's new-identity rates, most of them empty). Churn still has
 /// its own allowance, and look-ups treat an expired entry as absent, so a
 /// short-lived session is at most this much late in leaving the table.
-const LAP_PERIOD_MIN_MS: u32 = 1000;
+pub const LAP_PERIOD_MIN_MS: u32 = 1000;
 
 /// Slots the expiry sweep must examine, `elapsed` TSC cycles after the last
 /// slice, to lap a table of `slots` once per `lifetime_ms`. This floor
