@@ -380,11 +380,16 @@ impl Iterator for Drain<'_> {
         if self.next == self.end {
             return None;
         }
-        let raw = self.burst.slots[self.next];
+        // SAFETY: next < end, and end is the burst's length, which `push`,
+        // `commit` (DPDK fills at most the spare room) and `consume_front`
+        // keep within MAX_BURST, the array's size. (Unchecked: the per-packet
+        // bounds check and null test cost the RX loop instructions.)
+        let raw = unsafe { *self.burst.slots.get_unchecked(self.next) };
         self.next += 1;
-        // SAFETY: slots[next] was owned by the burst, whose len was reset to 0
-        // by drain(), so ownership passes to the returned Mbuf alone.
-        unsafe { Mbuf::from_raw(raw) }
+        // SAFETY: slots[..len] hold owned, non-null mbufs (from `push` or
+        // DPDK); the burst's len was reset to 0 by drain(), so ownership
+        // passes to the returned Mbuf alone.
+        Some(Mbuf(unsafe { NonNull::new_unchecked(raw) }))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -1106,16 +1106,9 @@ pub struct Prefetched {
     /// it, so [`CoreLb::process_inner`] sends it straight to the service.
     direct: bool,
     service: ServiceMatch,
-    hashed: Option<Hashed>,
-}
-
-/// A packet's identity as the prefetch pass found and hashed it.
-#[derive(Debug, Clone, Copy)]
-struct Hashed {
-    /// The service slot whose identity mode gave `key`.
-    service: u16,
-    key: IdentityKey,
-    hash: u64,
+    /// The identity key that the identity mode of `service` gives, and its
+    /// hash (only ever set together with `service`, for the same slot).
+    hashed: Option<(IdentityKey, u64)>,
 }
 
 /// Up to [`HASH_LANES`] packets of a burst whose identities the prefetch
@@ -1872,11 +1865,7 @@ impl CoreLb {
         self.hasher.hash_keys(&waiting.key[..n], &mut hashes);
         for k in 0..n {
             let hash = hashes[k];
-            pre[waiting.index[k]].hashed = Some(Hashed {
-                service: waiting.service[k],
-                key: waiting.key[k],
-                hash,
-            });
+            pre[waiting.index[k]].hashed = Some((waiting.key[k], hash));
             let bucket = self.buckets.bucket_of(hash);
             if self.buckets.core_of_bucket(bucket) == self.me
                 && self.prefetched_len < self.prefetched.len()
@@ -2126,13 +2115,7 @@ impl CoreLb {
         // inlined here rather than called.
         let routed;
         let (p, si, hint) = match (pre.direct, pre.service) {
-            (true, ServiceMatch::Service(si)) => {
-                let hint = pre
-                    .hashed
-                    .filter(|h| h.service == si)
-                    .map(|h| (h.key, h.hash));
-                (&pre.parsed, usize::from(si), hint)
-            }
+            (true, ServiceMatch::Service(si)) => (&pre.parsed, usize::from(si), pre.hashed),
             _ => match self.route(topo, f, in_port, now, handed_off, pre) {
                 Routed::Done(v) => return v,
                 Routed::Service { parsed, si, hint } => {
@@ -2232,12 +2215,9 @@ impl CoreLb {
                 }
             };
             if let Some(si) = service {
-                // The prefetch pass's hash, if it hashed this service's
-                // identity of this very frame.
-                let hint = match pre.hashed {
-                    Some(h) if usize::from(h.service) == si && !handed_off => Some((h.key, h.hash)),
-                    _ => None,
-                };
+                // The prefetch pass's hash, if it hashed this frame's
+                // identity (for the service it matched, `si`).
+                let hint = pre.hashed.filter(|_| !handed_off);
                 return Routed::Service {
                     parsed: p,
                     si,
@@ -2407,13 +2387,16 @@ impl CoreLb {
         let Some(entry) = self.schedulers[si].set().get(backend) else {
             return self.bucket_drop(hash, LbDrop::NoBackend);
         };
-        let baddr = entry.address;
+        // DNAT with a static neighbour reads the address from the entry
+        // alone; the other branches take a copy (they need `&mut self`).
+        let baddr = || entry.address;
         let out = topo.server_port;
         let mut fragment = false;
         let rewritten = match svc.forwarding {
-            // From the entry itself, not the copy: see `rewrite_dst`.
+            // From the entry itself, not a copy: see `rewrite_dst`.
             ForwardingMode::Dnat => rewrite_dst(f.bytes_mut(), p, &entry.address),
-            ForwardingMode::Dsr if dsr_too_big(f, p, topo, baddr) => {
+            ForwardingMode::Dsr if dsr_too_big(f, p, topo, baddr()) => {
+                let baddr = baddr();
                 if !dsr_can_fragment(f, p, topo, baddr) {
                     return self.dsr_send_too_big(f, p, topo, si, baddr, now.secs);
                 }
@@ -2425,11 +2408,12 @@ impl CoreLb {
                     Err(reason) => return self.bucket_drop(hash, reason),
                 }
             }
-            ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr) {
+            ForwardingMode::Dsr => match encapsulate(f, p, topo, baddr()) {
                 Ok(()) => true,
                 Err(reason) => return self.bucket_drop(hash, reason),
             },
             ForwardingMode::Fnat => {
+                let baddr = baddr();
                 match self.fnat_forward(f, p, topo, si, key, hash, baddr, now.secs) {
                     Ok(()) => true,
                     Err(reason) => return self.bucket_drop(hash, reason),
@@ -2446,7 +2430,13 @@ impl CoreLb {
             .flatten();
         let l2 = match static_mac {
             Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac).map_err(Unsent::from),
-            None => self.set_l2(f, topo, out, baddr, now.secs),
+            None => match self.schedulers[si].set().get(backend) {
+                Some(e) => {
+                    let baddr = e.address;
+                    self.set_l2(f, topo, out, baddr, now.secs)
+                }
+                None => Err(Unsent::Drop(LbDrop::NoBackend)),
+            },
         };
         if let Err(u) = l2 {
             // A held packet counts in `to_backend`, per backend and in its

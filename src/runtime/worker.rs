@@ -366,15 +366,18 @@ impl Dispatch {
     #[inline]
     fn transmit(&mut self, out: u8, m: Mbuf, tx: &mut [TxQueue]) {
         let out = usize::from(out);
-        let (Some(buf), Some(q)) = (self.pending.get_mut(out), tx.get_mut(out)) else {
+        let Some(buf) = self.pending.get_mut(out) else {
             return;
         };
         if let Err(m) = buf.push(m) {
             self.counters.inc(Counter::TxFull);
             drop(m);
         }
+        // The TX queue is looked up only for a full burst.
         if buf.len() >= self.burst {
-            flush(q, buf, &mut self.counters);
+            if let Some(q) = tx.get_mut(out) {
+                flush(q, buf, &mut self.counters);
+            }
         }
     }
 
