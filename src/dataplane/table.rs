@@ -440,21 +440,25 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     /// walks past unchanged).
     #[inline]
     fn probe(&self, hash: u64, key: &K) -> Result<usize, (usize, usize)> {
-        let mut i = self.home(hash);
+        // Sliced to the mask once, so that the compiler sees every `i & mask`
+        // within them and drops the bounds check of each probed slot.
+        let mask = self.mask;
+        let (hashes, entries) = (&self.hashes[..=mask], &self.entries[..=mask]);
+        let mut i = (hash as usize) & mask;
         let mut d = 0usize;
         loop {
-            let h = self.hashes[i];
-            if h == 0 || self.dist(i, h) < d || d > self.mask {
+            let h = hashes[i];
+            if h == 0 || (i.wrapping_sub(h as usize) & mask) < d || d > mask {
                 return Err((i, d));
             }
             if h == hash {
-                if let Some(e) = &self.entries[i] {
+                if let Some(e) = &entries[i] {
                     if e.key == *key {
                         return Ok(i);
                     }
                 }
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
             d += 1;
         }
     }
@@ -567,7 +571,8 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     ) -> Result<&mut Entry<K, V>, Vacancy> {
         let hash = canon(hash);
         let i = self.live_or_vacancy(hash, key, now)?;
-        match self.entries[i].as_mut() {
+        let mask = self.mask;
+        match self.entries[..=mask][i].as_mut() {
             Some(e) => {
                 // As in `lookup`: store only a changed expiry.
                 let expires = now.wrapping_add(e.lifetime);
@@ -592,7 +597,7 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     fn live_or_vacancy(&self, hash: u64, key: &K, now: u32) -> Result<usize, Vacancy> {
         match self.probe(hash, key) {
             Ok(i)
-                if self.entries[i]
+                if self.entries[..=self.mask][i]
                     .as_ref()
                     .is_some_and(|e| !is_expired(e.expires, now)) =>
             {
