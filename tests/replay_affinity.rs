@@ -38,6 +38,10 @@ lcores = [1, 2]
 idle = "sleep"
 [dataplane]
 sessions_per_worker = 65536
+# The smallest handoff rings: the workers take turns on one CPU, so a ring
+# fills while its owner waits, and the replay must wait rather than drop
+# (`handoff_ring_full` would fail "nothing dropped" below).
+handoff_ring = 256
 hash_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 [[ports]]
 name = "client"

@@ -410,19 +410,32 @@ impl Dispatch {
     }
 
     /// Moves the handoff bursts into the owners' rings; what does not fit is
-    /// counted and freed.
+    /// counted and freed, except in a replay (`lossless`), where it stays
+    /// for the next try and the loop receives nothing more until it is gone.
     #[inline]
-    fn push_handoffs(&mut self, rings: &[MbufProducer]) {
+    fn push_handoffs(&mut self, rings: &[MbufProducer], lossless: bool) {
         for (buf, ring) in self.handoff.iter_mut().zip(rings) {
             if buf.is_empty() {
                 continue;
             }
             ring.enqueue(buf);
-            if !buf.is_empty() {
+            if !buf.is_empty() && !lossless {
                 self.lb.counters.handoff_refused(buf.len() as u64);
                 buf.clear();
             }
         }
+    }
+
+    /// In a replay, pushes what waits for a handoff ring; true if some of
+    /// it still does not fit (the loop then takes in no new packet: they
+    /// could overflow the handoff bursts).
+    #[inline]
+    fn handoff_backlog(&mut self, rings: &[MbufProducer]) -> bool {
+        if self.handoff.iter().all(|b| b.is_empty()) {
+            return false;
+        }
+        self.push_handoffs(rings, true);
+        self.handoff.iter().any(|b| !b.is_empty())
     }
 
     fn publish_bucket_loads(&self, control: &WorkerControl) {
@@ -539,6 +552,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut last_expire_tsc = dpdk::time::tsc();
     let hz = tsc_hz.max(1);
     let mut clock = LoopClock::new(start_tsc, tsc_hz);
+    // See `Dispatch::push_handoffs`.
+    let lossless = topo.replay;
 
     loop {
         iteration = iteration.wrapping_add(1);
@@ -586,6 +601,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
 
         let mut received = 0usize;
         for binding in rx.iter_mut() {
+            // A replay's input is a file: rather than drop what a full
+            // handoff ring refuses (while its owner waits for the CPU), it
+            // waits, and so does the capture.
+            if lossless && d.handoff_backlog(&handoff_out) {
+                break;
+            }
             let n = binding.queue.recv(&mut rx_burst, burst);
             if n == 0 {
                 continue;
@@ -607,7 +628,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 d.packet_inlined(&topo, m, binding.port, now, false, Some(pre), &mut tx);
             }
         }
-        d.push_handoffs(&handoff_out);
+        d.push_handoffs(&handoff_out, lossless);
 
         let n = handoff_in.dequeue(&mut rx_burst, burst);
         if n > 0 {
@@ -657,6 +678,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
         });
         let mut injected = false;
         for _ in 0..COMMANDS_PER_ITERATION {
+            // Injected frames may be handed off too (see the RX pass).
+            if lossless && d.handoff_backlog(&handoff_out) {
+                break;
+            }
             match commands.try_recv() {
                 Some(WorkerCommand::Alias(u)) => d.lb.apply_alias(&u, now.secs),
                 Some(WorkerCommand::Neighbor(u)) => {
@@ -680,7 +705,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
         if injected {
-            d.push_handoffs(&handoff_out);
+            d.push_handoffs(&handoff_out, lossless);
         }
 
         if received == 0 {
@@ -698,6 +723,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
     for (q, buf) in tx.iter_mut().zip(d.pending.iter_mut()) {
         flush(q, buf, &mut d.counters);
     }
+    // A replay's backlog for a handoff ring, if it stopped with one, is
+    // counted as refused.
+    d.push_handoffs(&handoff_out, false);
     // Held packets are freed before the ports close (counted as timeouts).
     d.hold.clear(&mut d.lb);
     d.counters.set(Counter::CommandRingFull, commands_lost);
