@@ -1860,12 +1860,19 @@ impl CoreLb {
     /// those this core owns.
     #[inline(always)]
     fn hash_and_prefetch(&mut self, pre: &mut [Prefetched], waiting: &Waiting) {
-        let n = waiting.len;
+        let n = waiting.len.min(HASH_LANES);
         let mut hashes = [0u64; HASH_LANES];
         self.hasher.hash_keys(&waiting.key[..n], &mut hashes);
-        for k in 0..n {
-            let hash = hashes[k];
-            pre[waiting.index[k]].hashed = Some((waiting.key[k], hash));
+        // The lanes zipped, not indexed: one bounds check for the lot.
+        let lanes = waiting.index[..n]
+            .iter()
+            .zip(&waiting.key[..n])
+            .zip(&waiting.service[..n])
+            .zip(&hashes[..n]);
+        for (((&index, key), &service), &hash) in lanes {
+            if let Some(slot) = pre.get_mut(index) {
+                slot.hashed = Some((*key, hash));
+            }
             let bucket = self.buckets.bucket_of(hash);
             if self.buckets.core_of_bucket(bucket) == self.me
                 && self.prefetched_len < self.prefetched.len()
@@ -1873,7 +1880,7 @@ impl CoreLb {
                 self.sessions.prefetch_hashes(hash);
                 self.loads.prefetch_bucket(bucket);
                 self.prefetched[self.prefetched_len] = hash;
-                self.prefetched_service[self.prefetched_len] = waiting.service[k];
+                self.prefetched_service[self.prefetched_len] = service;
                 self.prefetched_len += 1;
             }
         }
@@ -1889,9 +1896,13 @@ impl CoreLb {
         frame: &[u8],
         pre: &mut Prefetched,
     ) -> Option<(u16, IdentityKey)> {
-        *pre = Prefetched::default();
+        // Every field but the parse, which `parse_into` writes whole
+        // (and which counts only when `valid`).
+        pre.valid = false;
+        pre.direct = false;
+        pre.service = ServiceMatch::NotDone;
+        pre.hashed = None;
         if crate::packet::parse_into(frame, &self.parse_cfg, &mut pre.parsed).is_err() {
-            *pre = Prefetched::default();
             return None;
         }
         pre.valid = true;
