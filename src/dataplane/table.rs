@@ -441,7 +441,9 @@ impl<K: Copy + Eq, V: Copy> Table<K, V> {
     #[inline]
     fn probe(&self, hash: u64, key: &K) -> Result<usize, (usize, usize)> {
         // Sliced to the mask once, so that the compiler sees every `i & mask`
-        // within them and drops the bounds check of each probed slot.
+        // within them and drops the bounds check of each probed slot. `home`
+        // and `dist` are written out on the local `mask` (the same values):
+        // calling them cost 4 instructions a packet more in the DUT count.
         let mask = self.mask;
         let (hashes, entries) = (&self.hashes[..=mask], &self.entries[..=mask]);
         let mut i = (hash as usize) & mask;
