@@ -1,5 +1,6 @@
 //! ns/packet for one worker's load-balancing decision, without DPDK: the
-//! worker loop's passes ([`CoreLb::prefetch_burst`], then
+//! worker loop's passes ([`CoreLb::prefetch_burst`],
+//! [`CoreLb::prefetch_entries`], [`CoreLb::look_up_established`], then
 //! [`CoreLb::process_prefetched`]) over bursts of 32 in-memory frames, with
 //! the bench script's DUT services (DNAT to static neighbours). Each packet
 //! is first copied from its pristine image, as a memif RX copies it into an
@@ -214,6 +215,7 @@ fn burst(
     }
     lb.prefetch_burst(topo, frames.iter().map(|f| f.bytes()), 0, pre);
     lb.prefetch_entries();
+    lb.look_up_established(topo, pre, now);
     let mut sent = 0;
     for (f, p) in frames.iter_mut().zip(pre.iter()) {
         if let Verdict::Transmit(_) = lb.process_prefetched(topo, f, 0, now, p) {

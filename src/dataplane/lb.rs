@@ -624,6 +624,12 @@ pub struct Topology {
     /// here instead of per packet; `None`: resolved through the neighbour
     /// cache.
     pub egress: Vec<Box<[Option<[u8; 6]>]>>,
+    /// Per service and backend index, for the established fast path
+    /// ([`CoreLb::look_up_established`]): the backend's address and the
+    /// Ethernet header toward it, for a healthy backend with a static
+    /// neighbour of a service that forwards by DNAT; a service that does
+    /// not has an empty slice.
+    dnat_egress: Vec<Box<[Option<DnatEgress>]>>,
     /// Per service, what the packet path's service match compares (see
     /// [`ServiceFilter`]).
     filters: Box<[ServiceFilter]>,
@@ -980,6 +986,7 @@ impl Topology {
                 None => None,
             },
             egress: Vec::new(),
+            dnat_egress: Vec::new(),
             filters: Box::new([]),
         };
         topo.filters = topo.services.iter().map(ServiceFilter::of).collect();
@@ -995,6 +1002,31 @@ impl Topology {
                         topo.static_neighbor(topo.server_port, nh)
                     })
                     .collect()
+            })
+            .collect();
+        let port_mac = topo.ports.get(usize::from(topo.server_port)).map(|p| p.mac);
+        topo.dnat_egress = topo
+            .services
+            .iter()
+            .zip(&topo.egress)
+            .map(|(svc, macs)| match (svc.forwarding, port_mac) {
+                (ForwardingMode::Dnat, Some(src)) => svc
+                    .backends
+                    .backends()
+                    .iter()
+                    .zip(macs.iter())
+                    .map(|(b, mac)| {
+                        let dst = (*mac).filter(|_| b.healthy)?;
+                        let mut l2 = [0u8; 12];
+                        l2[..6].copy_from_slice(&dst);
+                        l2[6..].copy_from_slice(&src);
+                        Some(DnatEgress {
+                            address: b.address,
+                            l2,
+                        })
+                    })
+                    .collect(),
+                _ => Box::default(),
             })
             .collect();
         Ok(topo)
@@ -1109,6 +1141,29 @@ pub struct Prefetched {
     /// The identity key that the identity mode of `service` gives, and its
     /// hash (only ever set together with `service`, for the same slot).
     hashed: Option<(IdentityKey, u64)>,
+    /// Set by [`CoreLb::look_up_established`]: the backend of the live
+    /// session this packet belongs to, when the established fast path
+    /// ([`CoreLb::forward_established`]) can send it there.
+    established: Option<Established>,
+}
+
+/// What the established fast path needs of a packet's session, found by
+/// [`CoreLb::look_up_established`].
+#[derive(Debug, Clone, Copy)]
+struct Established {
+    backend: BackendIndex,
+    egress: DnatEgress,
+}
+
+/// Where the established fast path sends a DNAT service's packets for
+/// one backend (see [`Topology::dnat_egress`]).
+#[derive(Debug, Clone, Copy)]
+struct DnatEgress {
+    /// The backend's address.
+    address: IpAddr,
+    /// The Ethernet destination (the backend's static neighbour) and
+    /// source (the server-side port) to write.
+    l2: [u8; 12],
 }
 
 /// Up to [`HASH_LANES`] packets of a burst whose identities the prefetch
@@ -1127,6 +1182,11 @@ const NO_KEY: IdentityKey = IdentityKey::from_parts(IdentityKind::Spi, [0; 16]);
 /// least per call: the worker's session budget is sized for the session
 /// table's churn and lap, and may be far smaller.
 pub const SIDE_TABLE_BUDGET: usize = 1024;
+
+/// The flag of [`CoreLb`]'s `prefetched_index` that marks a packet whose
+/// identity the stored hashes show has no session (indices of a burst are
+/// below [`dpdk::MAX_BURST`], 64).
+const ABSENT: u8 = 0x80;
 
 /// How many session entries the prefetch pass asks for before the burst's
 /// packets are processed (see [`CoreLb::prefetch_entries`]).
@@ -1320,6 +1380,9 @@ pub struct CoreLb {
     prefetched: [u64; dpdk::MAX_BURST],
     /// The service slot of each of `prefetched`.
     prefetched_service: [u16; dpdk::MAX_BURST],
+    /// The index in the burst of each of `prefetched`, with [`ABSENT`]
+    /// once its entry's prefetch found it has none.
+    prefetched_index: [u8; dpdk::MAX_BURST],
     prefetched_len: usize,
     /// How many of `prefetched` have had their entries prefetched too.
     entries_prefetched: usize,
@@ -1403,6 +1466,7 @@ impl CoreLb {
             parse_cfg: ParseConfig::new().with_max_ext_headers(sizing.extension_header_limit),
             prefetched: [0; dpdk::MAX_BURST],
             prefetched_service: [0; dpdk::MAX_BURST],
+            prefetched_index: [0; dpdk::MAX_BURST],
             prefetched_len: 0,
             entries_prefetched: 0,
             sessions: Table::with_capacity(sizing.sessions)?,
@@ -1881,6 +1945,7 @@ impl CoreLb {
                 self.loads.prefetch_bucket(bucket);
                 self.prefetched[self.prefetched_len] = hash;
                 self.prefetched_service[self.prefetched_len] = service;
+                self.prefetched_index[self.prefetched_len] = index as u8;
                 self.prefetched_len += 1;
             }
         }
@@ -1902,6 +1967,7 @@ impl CoreLb {
         pre.direct = false;
         pre.service = ServiceMatch::NotDone;
         pre.hashed = None;
+        pre.established = None;
         if crate::packet::parse_into(frame, &self.parse_cfg, &mut pre.parsed).is_err() {
             return None;
         }
@@ -1931,9 +1997,10 @@ impl CoreLb {
     /// Second pass over a burst, after [`CoreLb::prefetch_burst`]: the
     /// stored hashes of the first packets have arrived by now, so find
     /// their slots and start loading their entries (which may sit a few
-    /// slots past home). Only the first `ENTRY_LEAD` (8): each
-    /// [`CoreLb::process_prefetched`] then starts one more, so the entries
-    /// keep arriving just ahead of the packets that need them, and no
+    /// slots past home). Only the first `ENTRY_LEAD` (8): each look-up of
+    /// [`CoreLb::look_up_established`] (or, without that pass, each
+    /// [`CoreLb::process_prefetched`]) then starts one more, so the entries
+    /// keep arriving just ahead of the look-ups that need them, and no
     /// look-up of a stored hash waits on a line still in flight.
     #[inline]
     pub fn prefetch_entries(&mut self) {
@@ -1957,14 +2024,116 @@ impl CoreLb {
     /// Starts loading the session entry of the burst's `k`-th prefetched
     /// packet, or, when the stored hashes show it has no session (a new
     /// identity), the Maglev position its backend choice will read.
+    /// Marks it [`ABSENT`] in `prefetched_index` in the second case.
     #[inline(always)]
-    fn prefetch_entry_of(&self, k: usize) {
+    fn prefetch_entry_of(&mut self, k: usize) {
         let hash = self.prefetched[k];
         if !self.sessions.prefetch_entry(hash) {
+            self.prefetched_index[k] |= ABSENT;
             if let Some(s) = self.schedulers.get(usize::from(self.prefetched_service[k])) {
                 s.prefetch_pick(hash);
             }
         }
+    }
+
+    /// Third pass over a burst, after [`CoreLb::prefetch_entries`]: looks up
+    /// the session of every packet the prefetch pass hashed for this core,
+    /// each while the entry of the one [`ENTRY_LEAD`] places on starts
+    /// loading, and marks in `pre` those the established fast path
+    /// ([`CoreLb::forward_established`]) sends: straight to a service in
+    /// DNAT mode, with a live session whose backend is healthy and has a
+    /// static neighbour. A marked session is refreshed here, as the
+    /// packet path's look-up would refresh it.
+    ///
+    /// Done for the burst before any of its packets is processed, so that
+    /// each loop keeps little state live; the burst's packets are still
+    /// processed in order afterwards, so a flow's packets leave in order
+    /// whichever path each takes. What the earlier packets' slower path
+    /// may do in between cannot stale a mark: an insert moves entries but
+    /// not their backends, a full table never evicts a live session, a
+    /// backend changes only on reload (between bursts), and an alias a
+    /// binding update adds makes [`CoreLb::forward_established`] decline
+    /// the identities an alias may rewrite.
+    #[inline]
+    pub fn look_up_established(&mut self, topo: &Topology, pre: &mut [Prefetched], now: Now) {
+        let n = self.prefetched_len.min(self.prefetched.len());
+        for k in 0..n {
+            if k + ENTRY_LEAD < n {
+                self.prefetch_entry_of(k + ENTRY_LEAD);
+            }
+            let index = self.prefetched_index[k];
+            if index & ABSENT != 0 {
+                // No session to find: a new identity, for the whole path.
+                continue;
+            }
+            let Some(slot) = pre.get_mut(usize::from(index)) else {
+                continue;
+            };
+            let (true, Some((identity, hash))) = (slot.direct, slot.hashed) else {
+                continue;
+            };
+            let service = self.prefetched_service[k];
+            let Some(egress) = topo
+                .dnat_egress
+                .get(usize::from(service))
+                .filter(|e| !e.is_empty())
+            else {
+                continue;
+            };
+            let key = SessionKey::of_key(service, &identity);
+            let Some(e) = self.sessions.lookup(hash, &key, now.ms) else {
+                continue;
+            };
+            let backend = e.value();
+            if let Some(Some(egress)) = egress.get(usize::from(backend)) {
+                slot.established = Some(Established {
+                    backend,
+                    egress: *egress,
+                });
+            }
+        }
+        // Every entry asked for: the packets' own prefetch is a no-op now.
+        self.entries_prefetched = self.prefetched_len;
+    }
+
+    /// The established fast path, for a packet [`CoreLb::look_up_established`]
+    /// marked in this burst (`pre`, the frame unchanged since): rewrites it
+    /// for the session's backend and gives its verdict, counted as
+    /// [`CoreLb::forward_to_backend`] counts it. `None`, the frame
+    /// untouched, when the packet must take the whole path after all: its
+    /// identity is one an alias may rewrite and the burst's earlier packets
+    /// brought the first alias.
+    #[inline(always)]
+    fn forward_established<F: Frame>(
+        &mut self,
+        topo: &Topology,
+        f: &mut F,
+        pre: &Prefetched,
+    ) -> Option<Verdict> {
+        let (Some(est), ServiceMatch::Service(si), Some((identity, hash))) =
+            (&pre.established, pre.service, pre.hashed)
+        else {
+            return None;
+        };
+        if identity.may_have_alias() && !self.aliases.is_empty() {
+            return None;
+        }
+        let (si, backend) = (usize::from(si), est.backend);
+        if !rewrite_dst(f.bytes_mut(), &pre.parsed, &est.egress.address) {
+            return Some(self.bucket_drop(hash, LbDrop::RewriteFailed));
+        }
+        match f.bytes_mut().get_mut(..12) {
+            Some(l2) => l2.copy_from_slice(&est.egress.l2),
+            None => return Some(self.bucket_drop(hash, LbDrop::RewriteFailed)),
+        }
+        let out = topo.server_port;
+        if let Some(c) = self.counters.backend_packets[si].get_mut(usize::from(backend)) {
+            *c += 1;
+        }
+        self.counters.to_backend += 1;
+        let bucket = self.buckets.bucket_of(hash);
+        self.loads.record_bucket(bucket, f.bytes().len() as u32);
+        Some(Verdict::Transmit(out))
     }
 
     /// Carries out a [`Verdict::Fragment`] just given for `first`: moves
@@ -2064,7 +2233,9 @@ impl CoreLb {
 
     /// [`CoreLb::process_with`] for a packet received from a port for which
     /// [`CoreLb::prefetch_burst`] gave `pre` in this burst (the frame
-    /// unchanged since): its parse, identity and hash are used, not redone.
+    /// unchanged since): its parse, identity and hash are used, not redone,
+    /// and a packet [`CoreLb::look_up_established`] marked takes the
+    /// established fast path.
     #[inline]
     pub fn process_prefetched<F: Frame>(
         &mut self,
@@ -2074,6 +2245,11 @@ impl CoreLb {
         now: Now,
         pre: &Prefetched,
     ) -> Verdict {
+        if pre.established.is_some() {
+            if let Some(v) = self.forward_established(topo, f, pre) {
+                return v;
+            }
+        }
         self.prefetch_next_entry();
         self.process_inner(topo, f, in_port, now, false, pre)
     }
@@ -2101,6 +2277,11 @@ impl CoreLb {
         let fresh;
         let pre = match pre {
             Some(pre) => {
+                if pre.established.is_some() {
+                    if let Some(v) = self.forward_established(topo, f, pre) {
+                        return v;
+                    }
+                }
                 self.prefetch_next_entry();
                 pre
             }
@@ -2434,12 +2615,7 @@ impl CoreLb {
         if !rewritten {
             return self.bucket_drop(hash, LbDrop::RewriteFailed);
         }
-        let static_mac = topo
-            .egress
-            .get(si)
-            .and_then(|e| e.get(usize::from(backend)).copied())
-            .flatten();
-        let l2 = match static_mac {
+        let l2 = match static_mac(topo, si, backend) {
             Some(mac) => write_l2(f, mac, topo.ports[usize::from(out)].mac).map_err(Unsent::from),
             None => match self.schedulers[si].set().get(backend) {
                 Some(e) => {
@@ -3098,6 +3274,15 @@ impl From<LbDrop> for Unsent {
     fn from(r: LbDrop) -> Self {
         Unsent::Drop(r)
     }
+}
+
+/// The static neighbour's MAC of backend `backend` of service `si`, if it has one.
+#[inline(always)]
+fn static_mac(topo: &Topology, si: usize, backend: BackendIndex) -> Option<[u8; 6]> {
+    topo.egress
+        .get(si)
+        .and_then(|e| e.get(usize::from(backend)).copied())
+        .flatten()
 }
 
 /// Writes the Ethernet destination and source of `f`.
@@ -3837,12 +4022,20 @@ mod tests {
         let mut plain = cores(2, true);
         let mut pre = cores(2, true);
         let topo = pre[0].topology();
-        for burst in frames.chunks(dpdk::MAX_BURST) {
+        // Twice: the second time round, the sessions the first opened are
+        // established, and the fast path takes those it can.
+        let mut fast = 0;
+        for burst in frames
+            .chunks(dpdk::MAX_BURST)
+            .chain(frames.chunks(dpdk::MAX_BURST))
+        {
             let mut a: Vec<TestFrame> = burst.to_vec();
             let mut b: Vec<TestFrame> = burst.to_vec();
             let mut hints = vec![Prefetched::default(); b.len()];
             pre[0].prefetch_burst(&topo, b.iter().map(|f| f.bytes()), 0, &mut hints);
             pre[0].prefetch_entries();
+            pre[0].look_up_established(&topo, &mut hints, Now::from_secs(1));
+            fast += hints.iter().filter(|h| h.established.is_some()).count();
             for ((fa, fb), h) in a.iter_mut().zip(b.iter_mut()).zip(&hints) {
                 let va = run(&mut plain, fa, 0, 1);
                 let vb = match pre[0].process_prefetched(&topo, fb, 0, Now::from_secs(1), h) {
@@ -3857,10 +4050,79 @@ mod tests {
             assert_eq!(x.counters.to_backend, y.counters.to_backend);
             assert_eq!(x.counters.sessions_created, y.counters.sessions_created);
             assert_eq!(x.counters.lb_drops, y.counters.lb_drops);
+            assert_eq!(x.counters.backend_packets, y.counters.backend_packets);
+            assert_eq!(x.loads.as_slice(), y.loads.as_slice());
             assert_eq!(x.sessions(), y.sessions());
         }
         let forwarded: u64 = pre.iter().map(|c| c.counters.to_backend).sum();
-        assert!(forwarded >= 160, "{forwarded}");
+        assert!(forwarded >= 320, "{forwarded}");
+        // The second time round: web6's HAO sessions that core 0 owns
+        // (about half of 40) whose backend is the one of three with a
+        // static neighbour.
+        assert!(fast >= 3, "{fast} packets took the established fast path");
+    }
+
+    #[test]
+    fn the_fast_path_yields_to_an_alias_that_arrives_in_its_burst() {
+        // Data from a care-of address without HAO opens a session of the
+        // source address; then one burst brings that address's data, a
+        // binding update aliasing it to a home address, and more data.
+        // The last packet was marked for the fast path before the alias
+        // existed; it must resolve through the alias, as the plain path
+        // does.
+        let data = |coa: &str, seq| {
+            TestFrame::new(eth_ipv6(
+                coa,
+                "2001:db8:ffff::80",
+                &[],
+                &L4::Tcp(40000, 80, seq, 0x18),
+            ))
+        };
+        // A care-of address whose session goes to the backend with a
+        // static neighbour (only its packets can take the fast path).
+        let coa = (1..100)
+            .map(|n| format!("2001:db8:c9::{n:x}"))
+            .find(|coa| {
+                let mut c = cores(1, true);
+                run(&mut c, &mut data(coa, 0), 0, 1);
+                c[0].session_backend(0, Identity::Source(ip(coa)), Now::from_secs(1))
+                    == Some(ip("2001:db8:1::10"))
+            })
+            .expect("some source address picks backend ::10");
+        let (coa, home) = (coa.as_str(), "2001:db8:100::5");
+        let data = |seq| data(coa, seq);
+        let bursts = [
+            vec![data(1)],
+            vec![data(2), bu(coa, home, None, 100), data(3)],
+        ];
+        let mut plain = cores(1, true);
+        let mut pre = cores(1, true);
+        let topo = pre[0].topology();
+        let mut marked = Vec::new();
+        for burst in &bursts {
+            let mut a = burst.clone();
+            let mut b = burst.clone();
+            let mut hints = vec![Prefetched::default(); b.len()];
+            pre[0].prefetch_burst(&topo, b.iter().map(|f| f.bytes()), 0, &mut hints);
+            pre[0].prefetch_entries();
+            pre[0].look_up_established(&topo, &mut hints, Now::from_secs(1));
+            marked.extend(hints.iter().map(|h| h.established.is_some()));
+            for ((fa, fb), h) in a.iter_mut().zip(b.iter_mut()).zip(&hints) {
+                let va = run(&mut plain, fa, 0, 1);
+                let vb = pre[0].process_prefetched(&topo, fb, 0, Now::from_secs(1), h);
+                assert_eq!(va, vb);
+                assert_eq!(fa.bytes(), fb.bytes());
+            }
+        }
+        assert_eq!(marked, [false, true, false, true]);
+        assert_eq!(pre[0].counters.alias_hits, 1);
+        assert_eq!(plain[0].counters.alias_hits, 1);
+        assert_eq!(pre[0].counters.to_backend, plain[0].counters.to_backend);
+        assert_eq!(
+            pre[0].counters.backend_packets,
+            plain[0].counters.backend_packets
+        );
+        assert_eq!(pre[0].sessions(), 2);
     }
 
     #[test]

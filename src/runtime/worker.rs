@@ -624,6 +624,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 &mut prefetched,
             );
             d.lb.prefetch_entries();
+            d.lb.look_up_established(&topo, &mut prefetched, now);
             for (m, pre) in rx_burst.drain().zip(prefetched.iter()) {
                 d.packet_inlined(&topo, m, binding.port, now, false, Some(pre), &mut tx);
             }
