@@ -77,6 +77,21 @@ forwarding = "{forwarding}"
 address = "192.0.2.30"
 [[service.backend]]
 address = "192.0.2.31"
+# Static neighbours for some backends: in DNAT mode their established
+# packets take the fast path (`CoreLb::look_up_established`), the others'
+# the whole path, and both must keep every node on its backend.
+[[neighbor]]
+address = "2001:db8:1::10"
+mac = "02:00:00:00:10:10"
+port = "server"
+[[neighbor]]
+address = "2001:db8:1::11"
+mac = "02:00:00:00:10:11"
+port = "server"
+[[neighbor]]
+address = "192.0.2.30"
+mac = "02:00:00:00:10:30"
+port = "server"
 "#,
         mem = common::eal_memory(true, 256, "replay_affinity")
     )
